@@ -1,0 +1,260 @@
+import { readCapture, firstPacketTime, type InputSource, type InputSummary } from '../capture/reader.js';
+import type { CaptureRecord } from '../capture/record.js';
+import { decodeFrame } from '../decode/link.js';
+import { DECODE_STATUS_NAMES, DecodeStatus, newTcpSegment } from '../decode/segment.js';
+import { formatAddress } from '../flow/address.js';
+import type { Connection } from '../flow/connection.js';
+import { ConnectionTracker } from '../flow/tracker.js';
+import { endpointKey } from '../flow/roles.js';
+import { SCHEMA_VERSION, type EndpointRef, type Finding, type InputReport, type Report, type ServerSummary, type SkippedCounts } from './model.js';
+import { closeWaitSide, endpointState, uncertainty } from './verdict.js';
+import { TimeBase } from './time.js';
+import { VERSION } from '../version.js';
+
+export interface AnalyzeOptions {
+  /** Server ports: only connections on them are analysed, and they decide roles without a handshake. */
+  ports?: number[];
+  /** Only report connections stuck at least this long at the end of the capture. */
+  minAgeSeconds?: number;
+  /** Most connections held at once (default 1,000,000); the idlest beyond are evicted and counted. */
+  maxConnections?: number;
+  /** Seconds a closed connection is kept to absorb late packets (default 120, a TIME_WAIT and more). */
+  lingerSeconds?: number;
+  signal?: AbortSignal;
+  onProgress?: (progress: { input: number; path: string; bytesRead: number; packets: number }) => void;
+  /** Recorded in the report as the command that produced it. */
+  command?: string;
+}
+
+export const DEFAULT_MAX_CONNECTIONS = 1_000_000;
+const DEFAULT_LINGER_SECONDS = 120;
+
+type ServerTally = ServerSummary;
+
+/**
+ * Reads the inputs as one capture (in order of their first packet), follows every TCP connection
+ * and reports the ones stuck half-closed at the end.
+ */
+export async function analyze(inputs: readonly (string | InputSource)[], options: AnalyzeOptions = {}): Promise<Report> {
+  const sources = inputs.map((input) => (typeof input === 'string' ? { path: input } : input));
+  const ordered = await orderByFirstPacket(sources);
+  const ports = options.ports?.length ? new Set(options.ports) : undefined;
+  const servers = new Map<string, ServerTally>();
+  const skipped: SkippedCounts = { unsupportedLink: 0, notIp: 0, notTcp: 0, fragment: 0, truncated: 0, badHeader: 0 };
+  const totals = { packets: 0, tcpPackets: 0, reset: 0, closed: 0 };
+
+  const tally = (connection: Connection): ServerTally => {
+    const serverSide = connection.clientSide === 0 ? 1 : 0;
+    const key = endpointKey(connection, serverSide);
+    let entry = servers.get(key);
+    if (!entry) {
+      const ref = endpointRef(connection, serverSide);
+      entry = { ip: ref.ip, port: ref.port, connections: 0, closeWait: 0, closeWaitServerSide: 0, closeWaitClientSide: 0, reset: 0, closed: 0, openAtEnd: 0, oldestStuckSeconds: null };
+      servers.set(key, entry);
+    }
+    entry.connections++;
+    return entry;
+  };
+  const countEnded = (connection: Connection, entry: ServerTally): boolean => {
+    if (connection.a.rstSeen || connection.b.rstSeen) {
+      entry.reset++;
+      totals.reset++;
+      return true;
+    }
+    if (connection.a.finSeen && connection.b.finSeen) {
+      entry.closed++;
+      totals.closed++;
+      return true;
+    }
+    return false;
+  };
+
+  const tracker = new ConnectionTracker({
+    maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    lingerNanos: (options.lingerSeconds ?? DEFAULT_LINGER_SECONDS) * 1e9,
+    ports,
+    onRelease: (connection: Connection) => {
+      countEnded(connection, tally(connection));
+    },
+  });
+
+  const segment = newTcpSegment();
+  const firstKnown = ordered.find((o) => o.first)?.first;
+  let time = new TimeBase(firstKnown?.seconds ?? 0, 6);
+  let timeBaseSet = firstKnown !== undefined;
+  let captureStart = Number.POSITIVE_INFINITY;
+  let captureEnd = Number.NEGATIVE_INFINITY;
+  let inputIndex = 0;
+  const summaries: InputSummary[] = [];
+
+  const onRecord = (record: CaptureRecord): void => {
+    totals.packets++;
+    if (!timeBaseSet) {
+      time = new TimeBase(record.seconds, 6);
+      timeBaseSet = true;
+    }
+    const now = time.relative(record.seconds, record.nanos);
+    if (now < captureStart) captureStart = now;
+    if (now > captureEnd) captureEnd = now;
+    const status = decodeFrame(record.linkType, record.data, record.offset, record.caplen, segment);
+    if (status !== DecodeStatus.ok) {
+      skipped[DECODE_STATUS_NAMES[status] as keyof SkippedCounts]++;
+      return;
+    }
+    totals.tcpPackets++;
+    tracker.onSegment(segment, now, inputIndex, record.frame);
+  };
+
+  for (const { source } of ordered) {
+    if (options.signal?.aborted) break;
+    const summary = await readCapture(source, onRecord, {
+      signal: options.signal,
+      onProgress: (bytesRead) => options.onProgress?.({ input: inputIndex, path: source.path, bytesRead, packets: totals.packets }),
+    });
+    summaries.push(summary);
+    inputIndex++;
+  }
+
+  const fractionDigits = Math.max(6, ...summaries.filter((s) => s.packets > 0).map((s) => s.fractionDigits));
+  time = new TimeBase(time.baseSeconds, fractionDigits);
+  const hasPackets = captureEnd >= captureStart;
+  const endTime = hasPackets ? captureEnd : 0;
+  const minAge = options.minAgeSeconds ?? 0;
+
+  const findings: Finding[] = [];
+  let openAtEnd = 0;
+  let closeWaitAnyAge = 0;
+  for (const connection of tracker.live()) {
+    tracker.roles.resolve(connection);
+    const entry = tally(connection);
+    if (countEnded(connection, entry) || connection.superseded) continue;
+    const stuck = closeWaitSide(connection);
+    if (stuck === -1) {
+      entry.openAtEnd++;
+      openAtEnd++;
+      continue;
+    }
+    closeWaitAnyAge++;
+    const finding = describeFinding(connection, stuck, time, endTime);
+    if (finding.stuckSeconds < minAge) continue;
+    findings.push(finding);
+    entry.closeWait++;
+    if (finding.stuckSide === 'server') entry.closeWaitServerSide++;
+    else entry.closeWaitClientSide++;
+    entry.oldestStuckSeconds = Math.max(entry.oldestStuckSeconds ?? 0, finding.stuckSeconds);
+  }
+  findings.sort((x, y) => y.stuckSeconds - x.stuckSeconds || compareRefs(x.server, y.server) || compareRefs(x.client, y.client));
+
+  const warnings: string[] = [];
+  if (tracker.evicted > 0) {
+    warnings.push(
+      `${tracker.evicted.toLocaleString('en-US')} open connections were evicted because more than ${(options.maxConnections ?? DEFAULT_MAX_CONNECTIONS).toLocaleString('en-US')} were open at once: findings may be incomplete (raise --max-connections)`,
+    );
+  }
+  for (const summary of summaries) for (const warning of summary.warnings) warnings.push(`${summary.path}: ${warning}`);
+  if (options.signal?.aborted) warnings.push('interrupted: the report covers only what was read before the stop');
+
+  const serverList = [...servers.values()].sort((x, y) => y.closeWait - x.closeWait || y.connections - x.connections || compareRefs(x, y));
+  const countSide = (side: 'server' | 'client') => findings.filter((f) => f.stuckSide === side).length;
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    tool: { name: 'closewait', version: VERSION },
+    command: options.command ?? null,
+    inputs: summaries.map((summary) => inputReport(summary)),
+    summary: {
+      packets: totals.packets,
+      tcpPackets: totals.tcpPackets,
+      connections: tracker.connectionsSeen,
+      closeWait: findings.length,
+      closeWaitServerSide: countSide('server'),
+      closeWaitClientSide: countSide('client'),
+      closeWaitAnyAge,
+      reset: totals.reset,
+      closed: totals.closed,
+      openAtEnd,
+      skipped,
+      filteredOut: tracker.packetsFilteredOut,
+      evicted: tracker.evicted,
+      captureStartTime: hasPackets ? time.format(captureStart) : null,
+      captureEndTime: hasPackets ? time.format(captureEnd) : null,
+      durationSeconds: hasPackets ? (captureEnd - captureStart) / 1e9 : 0,
+      ports: options.ports?.length ? [...options.ports] : null,
+      minAgeSeconds: minAge,
+    },
+    findings,
+    servers: serverList,
+    warnings,
+  };
+}
+
+function describeFinding(connection: Connection, stuck: 0 | 1, time: TimeBase, endTime: number): Finding {
+  const peerSide = stuck === 0 ? 1 : 0;
+  const peer = connection.endpoint(peerSide);
+  const clientSide = connection.clientSide === 1 ? 1 : 0;
+  const serverSide = clientSide === 0 ? 1 : 0;
+  return {
+    kind: 'close-wait',
+    stuckSide: stuck === serverSide ? 'server' : 'client',
+    server: endpointRef(connection, serverSide),
+    client: endpointRef(connection, clientSide),
+    peerFinTime: time.format(peer.finTime),
+    peerFinAckTime: time.format(peer.finAckTime),
+    stuckSeconds: roundSeconds((endTime - peer.finTime) / 1e9),
+    connectionStartTime: time.format(connection.firstTime),
+    handshakeSeen: connection.endpoint(clientSide).synSeen,
+    roleReason: connection.roleReason ?? 'lower-port',
+    stuckState: endpointState(connection, stuck),
+    peerState: endpointState(connection, peerSide),
+    clientBytes: connection.endpoint(clientSide).bytesSent,
+    serverBytes: connection.endpoint(serverSide).bytesSent,
+    uncertain: uncertainty(connection, stuck),
+    reconnectAttempts: connection.synsIntoOpen,
+    evidence: {
+      firstPacket: connection.firstFrame,
+      peerFin: peer.finFrame!,
+      peerFinAck: peer.finAckFrame!,
+      lastPacket: { input: connection.lastInput, frame: connection.lastFrameNumber },
+    },
+  };
+}
+
+function endpointRef(connection: Connection, side: 0 | 1): EndpointRef {
+  return side === 0
+    ? { ip: formatAddress(connection.addressA, connection.family), port: connection.portA }
+    : { ip: formatAddress(connection.addressB, connection.family), port: connection.portB };
+}
+
+function compareRefs(x: EndpointRef, y: EndpointRef): number {
+  return x.ip < y.ip ? -1 : x.ip > y.ip ? 1 : x.port - y.port;
+}
+
+function roundSeconds(seconds: number): number {
+  return Math.round(seconds * 1e6) / 1e6;
+}
+
+function inputReport(summary: InputSummary): InputReport {
+  const digits = summary.fractionDigits;
+  const stamp = (t: { seconds: number; nanos: number } | null) => (t ? new TimeBase(t.seconds, digits).format(t.nanos) : null);
+  return {
+    path: summary.path,
+    format: summary.format,
+    compressed: summary.compressed,
+    linkTypes: summary.linkTypes,
+    packets: summary.packets,
+    firstPacketTime: stamp(summary.firstPacketTime),
+    lastPacketTime: stamp(summary.lastPacketTime),
+    truncated: summary.truncated,
+    warnings: summary.warnings,
+    error: summary.error,
+  };
+}
+
+/** Rotated files are one capture: read them in order of their first packet, not of their names. */
+async function orderByFirstPacket(sources: InputSource[]): Promise<{ source: InputSource; first: { seconds: number; nanos: number } | null }[]> {
+  const withTimes = [];
+  for (const source of sources) withTimes.push({ source, first: source.stream ? null : await firstPacketTime(source) });
+  const key = (t: { seconds: number; nanos: number } | null) => (t ? t.seconds * 1e9 + t.nanos : Number.POSITIVE_INFINITY);
+  return withTimes
+    .map((entry, position) => ({ ...entry, position }))
+    .sort((x, y) => key(x.first) - key(y.first) || x.position - y.position);
+}

@@ -1,0 +1,58 @@
+import type { Connection, Endpoint } from '../flow/connection.js';
+import type { TcpState } from './model.js';
+
+/**
+ * The side stuck in CLOSE_WAIT, or -1. The rule, in one line: the peer sent FIN, this side
+ * acknowledged it, and neither this side's FIN nor a RST from either side followed by the end of the
+ * capture. A tuple taken over by a new connection is not stuck (its hosts moved on).
+ */
+export function closeWaitSide(connection: Connection): -1 | 0 | 1 {
+  if (connection.superseded || connection.a.rstSeen || connection.b.rstSeen) return -1;
+  if (isStuck(connection.a, connection.b)) return 0;
+  if (isStuck(connection.b, connection.a)) return 1;
+  return -1;
+}
+
+function isStuck(self: Endpoint, peer: Endpoint): boolean {
+  return peer.finSeen && peer.finAcked && !self.finSeen;
+}
+
+/**
+ * Each endpoint's TCP state at the end of the capture, inferred from what both sides sent
+ * (RFC 9293 names). A table over (FINs and their ACKs, RSTs, handshake), not a replay.
+ *
+ * | self FIN | peer FIN | self                                      |
+ * |----------|----------|-------------------------------------------|
+ * | -        | -        | SYN_SENT / SYN_RECEIVED / ESTABLISHED     |
+ * | sent     | -        | FIN_WAIT_1 (unacked) / FIN_WAIT_2 (acked) |
+ * | -        | sent     | CLOSE_WAIT (acked) / ESTABLISHED          |
+ * | first    | sent     | CLOSING (unacked) / TIME_WAIT (acked)     |
+ * | second   | sent     | LAST_ACK (unacked) / CLOSED (acked)       |
+ * Any RST: CLOSED.
+ */
+export function endpointState(connection: Connection, side: 0 | 1): TcpState {
+  const self = connection.endpoint(side);
+  const peer = connection.endpoint(side === 0 ? 1 : 0);
+  if (self.rstSeen || peer.rstSeen || connection.superseded) return 'CLOSED';
+  if (self.finSeen && peer.finSeen) {
+    const closedFirst = self.finTime <= peer.finTime;
+    if (closedFirst) return self.finAcked ? 'TIME_WAIT' : 'CLOSING';
+    return self.finAcked ? 'CLOSED' : 'LAST_ACK';
+  }
+  if (self.finSeen) return self.finAcked ? 'FIN_WAIT_2' : 'FIN_WAIT_1';
+  if (peer.finSeen) return peer.finAcked ? 'CLOSE_WAIT' : 'ESTABLISHED';
+  if (self.synSeen && !self.synAckSeen && !peer.synAckSeen) return 'SYN_SENT';
+  if (self.synAckSeen && self.packets === 1 && peer.packets <= 1) return 'SYN_RECEIVED';
+  if (self.packets === 0 && !self.synSeen) return 'UNKNOWN';
+  return 'ESTABLISHED';
+}
+
+/** Why a close-wait verdict might be wrong, from gaps the capture shows; null when it is solid. */
+export function uncertainty(connection: Connection, stuck: 0 | 1): string | null {
+  const self = connection.endpoint(stuck);
+  const peer = connection.endpoint(stuck === 0 ? 1 : 0);
+  const reasons: string[] = [];
+  if (self.ackedUnseen || peer.ackedUnseen) reasons.push('an ACK covers data the capture never showed (packets missing)');
+  if (connection.spansGap) reasons.push('the inputs have a gap in time while this connection was open');
+  return reasons.length ? reasons.join('; ') : null;
+}

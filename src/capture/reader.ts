@@ -1,0 +1,284 @@
+import { open, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { createGunzip } from 'node:zlib';
+import type { Readable } from 'node:stream';
+import { CaptureFormatError, InputError } from './errors.js';
+import { PcapParser, isPcapMagic } from './pcap.js';
+import { PcapngParser, PCAPNG_SHB_MAGIC } from './pcapng.js';
+import type { CaptureParser, CaptureRecord, RecordSink } from './record.js';
+
+/** Where bytes come from: a path, or an already open stream (stdin) with the name to show for it. */
+export interface InputSource {
+  path: string;
+  stream?: Readable;
+}
+
+export interface CaptureTime {
+  seconds: number;
+  nanos: number;
+}
+
+/** What reading one input produced, whatever happened downstream. */
+export interface InputSummary {
+  path: string;
+  format: 'pcap' | 'pcapng' | null;
+  compressed: boolean;
+  linkTypes: number[];
+  packets: number;
+  bytes: number;
+  firstPacketTime: CaptureTime | null;
+  lastPacketTime: CaptureTime | null;
+  fractionDigits: number;
+  /** Reading stopped before the end of the input (cut short, damaged, or interrupted). */
+  truncated: boolean;
+  warnings: string[];
+  /** Set when nothing usable could be read: the one line to show the user. */
+  error: string | null;
+}
+
+export interface ReadOptions {
+  /** Stop between chunks when aborted (Ctrl-C): the summary then says what was read. */
+  signal?: AbortSignal;
+  /** Called after each chunk with the bytes read so far from the (possibly compressed) input. */
+  onProgress?: (compressedBytesRead: number) => void;
+  chunkBytes?: number;
+}
+
+const GZIP_MAGIC_0 = 0x1f;
+const GZIP_MAGIC_1 = 0x8b;
+const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/** True when the first bytes are a capture format we read, plain or gzip'd. */
+export function looksLikeCapture(head: Buffer): boolean {
+  if (head.length >= 2 && head[0] === GZIP_MAGIC_0 && head[1] === GZIP_MAGIC_1) return true;
+  if (head.length < 4) return false;
+  const magic = head.readUInt32LE(0);
+  return magic === PCAPNG_SHB_MAGIC || isPcapMagic(magic);
+}
+
+/**
+ * Reads one capture, calling `sink` for every frame in order. Never throws for bad input: problems
+ * come back in the summary, as an `error` when nothing was usable, else as warnings.
+ */
+export async function readCapture(source: InputSource, sink: RecordSink, options: ReadOptions = {}): Promise<InputSummary> {
+  const summary: InputSummary = {
+    path: source.path, format: null, compressed: false, linkTypes: [], packets: 0, bytes: 0,
+    firstPacketTime: null, lastPacketTime: null, fractionDigits: 6, truncated: false, warnings: [], error: null,
+  };
+  let parser: CaptureParser | null = null;
+  const counting: RecordSink = (record: CaptureRecord) => {
+    if (summary.packets === 0) summary.firstPacketTime = { seconds: record.seconds, nanos: record.nanos };
+    summary.packets++;
+    const last = summary.lastPacketTime;
+    if (last) {
+      last.seconds = record.seconds;
+      last.nanos = record.nanos;
+    } else summary.lastPacketTime = { seconds: record.seconds, nanos: record.nanos };
+    sink(record);
+  };
+
+  try {
+    for await (const chunk of decompressedChunks(source, summary, options)) {
+      if (!parser) {
+        if (chunk.length === 0) continue;
+        parser = parserFor(chunk, counting);
+        summary.format = parser.format;
+      }
+      parser.push(chunk);
+      summary.bytes += chunk.length;
+      if (options.signal?.aborted) {
+        summary.truncated = true;
+        summary.warnings.push(`interrupted: read ${summary.packets.toLocaleString('en-US')} packets before stopping`);
+        break;
+      }
+    }
+    if (!parser) {
+      summary.error = 'empty file: no capture header';
+    } else if (!summary.truncated) {
+      const leftover = parser.end();
+      if (leftover) markCut(summary, leftover, parser.bytesConsumed);
+    }
+  } catch (error) {
+    if (error instanceof CaptureFormatError) {
+      if (summary.packets === 0 && !parser?.linkTypes.length) summary.error = error.message;
+      else if (summary.packets === 0) summary.error = `${error.message}; no packets before it`;
+      else markCut(summary, error.message, error.byteOffset);
+    } else if (error instanceof InputError) {
+      summary.error = error.message.slice(source.path.length + 2);
+    } else if (isGzipDamage(error)) {
+      summary.compressed = true;
+      if (summary.packets === 0) summary.error = `gzip data is damaged: ${(error as Error).message}`;
+      else markCut(summary, `gzip stream ends early or is damaged (${(error as Error).message})`, parser?.bytesConsumed ?? 0);
+    } else if (isFsError(error)) {
+      summary.error = describeFsError(error);
+    } else {
+      throw error;
+    }
+  }
+  if (parser) {
+    summary.linkTypes = [...new Set(parser.linkTypes)];
+    summary.fractionDigits = parser.fractionDigits || 6;
+    if (parser instanceof PcapngParser && parser.unknownInterfacePackets > 0) {
+      summary.warnings.push(`${parser.unknownInterfacePackets.toLocaleString('en-US')} packets named an interface the file never described; skipped`);
+    }
+  }
+  return summary;
+}
+
+function markCut(summary: InputSummary, what: string, byteOffset: number): void {
+  summary.truncated = true;
+  summary.warnings.push(
+    `${what}: stopped at byte ${byteOffset.toLocaleString('en-US')}; kept the ${summary.packets.toLocaleString('en-US')} packets before it`,
+  );
+}
+
+function parserFor(head: Buffer, sink: RecordSink): CaptureParser {
+  if (head.length < 4) throw new CaptureFormatError(`file is only ${head.length} bytes, too short for a capture header`, 0);
+  const magic = head.readUInt32LE(0);
+  if (magic === PCAPNG_SHB_MAGIC) return new PcapngParser(sink);
+  if (isPcapMagic(magic)) return new PcapParser(sink);
+  const shown = [...head.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+  throw new CaptureFormatError(`not a pcap or pcapng capture: starts with bytes ${shown}`, 0);
+}
+
+/** Yields the input's bytes, gunzipped when the first two bytes say gzip. */
+async function* decompressedChunks(source: InputSource, summary: InputSummary, options: ReadOptions): AsyncGenerator<Buffer> {
+  if (source.stream) {
+    yield* streamChunks(source.stream, summary, options);
+    return;
+  }
+  const info = await stat(source.path).catch((error: unknown) => {
+    throw new InputError(source.path, describeFsError(error));
+  });
+  if (info.isDirectory()) throw new InputError(source.path, 'is a directory, not a capture file');
+  const head = await readHead(source.path);
+  if (head.length >= 2 && head[0] === GZIP_MAGIC_0 && head[1] === GZIP_MAGIC_1) {
+    yield* streamChunks(createReadStream(source.path, { highWaterMark: options.chunkBytes ?? DEFAULT_CHUNK_BYTES }), summary, options);
+    return;
+  }
+  yield* fileChunks(source.path, options);
+}
+
+async function readHead(path: string): Promise<Buffer> {
+  const handle = await open(path, 'r');
+  try {
+    const head = Buffer.alloc(2);
+    const { bytesRead } = await handle.read(head, 0, 2, 0);
+    return head.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Plain files are read into one reused buffer: the parser copies what it keeps across chunks. */
+async function* fileChunks(path: string, options: ReadOptions): AsyncGenerator<Buffer> {
+  const handle = await open(path, 'r');
+  const buffer = Buffer.allocUnsafe(options.chunkBytes ?? DEFAULT_CHUNK_BYTES);
+  let total = 0;
+  try {
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) return;
+      total += bytesRead;
+      options.onProgress?.(total);
+      yield buffer.subarray(0, bytesRead);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+async function* streamChunks(stream: Readable, summary: InputSummary, options: ReadOptions): AsyncGenerator<Buffer> {
+  const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const head = await iterator.next();
+  if (head.done) return;
+  const rest: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => iterator };
+  const first = head.value;
+  let compressedBytes = first.length;
+  if (first.length >= 2 && first[0] === GZIP_MAGIC_0 && first[1] === GZIP_MAGIC_1) {
+    summary.compressed = true;
+    const gunzip = createGunzip({ chunkSize: 1024 * 1024 });
+    void pump(first, rest, gunzip, (bytes) => {
+      compressedBytes += bytes;
+    });
+    for await (const chunk of gunzip) {
+      options.onProgress?.(compressedBytes);
+      yield chunk as Buffer;
+    }
+    return;
+  }
+  options.onProgress?.(compressedBytes);
+  yield first;
+  for await (const chunk of rest) {
+    compressedBytes += chunk.length;
+    options.onProgress?.(compressedBytes);
+    yield chunk;
+  }
+}
+
+/** Feeds compressed chunks into gunzip with backpressure; errors surface on the gunzip stream. */
+async function pump(head: Buffer, rest: AsyncIterable<Buffer>, gunzip: ReturnType<typeof createGunzip>, onRead: (bytes: number) => void): Promise<void> {
+  try {
+    if (!gunzip.write(head)) await onceDrained(gunzip);
+    for await (const chunk of rest) {
+      if (gunzip.destroyed) return;
+      onRead(chunk.length);
+      if (!gunzip.write(chunk)) await onceDrained(gunzip);
+    }
+    gunzip.end();
+  } catch (error) {
+    gunzip.destroy(error as Error);
+  }
+}
+
+function onceDrained(stream: NodeJS.WritableStream & { destroyed: boolean }): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.removeListener('drain', done);
+      stream.removeListener('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
+}
+
+function isGzipDamage(error: unknown): boolean {
+  const code = (error as { code?: string } | null)?.code;
+  return typeof code === 'string' && code.startsWith('Z_');
+}
+
+function isFsError(error: unknown): error is NodeJS.ErrnoException {
+  return typeof (error as { code?: unknown } | null)?.code === 'string' && typeof (error as { syscall?: unknown }).syscall === 'string';
+}
+
+function describeFsError(error: unknown): string {
+  const e = error as NodeJS.ErrnoException;
+  switch (e.code) {
+    case 'ENOENT':
+      return 'no such file';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'is a directory, not a capture file';
+    default:
+      return `cannot read (${e.code ?? 'error'}: ${e.message})`;
+  }
+}
+
+class FirstRecordSeen extends Error {}
+
+/** Time of the first packet, or null when the input has none (or cannot be read). */
+export async function firstPacketTime(source: InputSource): Promise<CaptureTime | null> {
+  let first: CaptureTime | null = null;
+  try {
+    await readCapture(source, (record) => {
+      first = { seconds: record.seconds, nanos: record.nanos };
+      throw new FirstRecordSeen();
+    }, { chunkBytes: 64 * 1024 });
+  } catch (error) {
+    if (!(error instanceof FirstRecordSeen)) throw error;
+  }
+  return first;
+}

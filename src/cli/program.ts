@@ -1,0 +1,179 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { rename, unlink, writeFile } from 'node:fs/promises';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { analyze, DEFAULT_MAX_CONNECTIONS } from '../analyze/run.js';
+import type { Report } from '../analyze/model.js';
+import { expandInputs } from '../capture/inputs.js';
+import { renderJson } from '../report/json.js';
+import { renderText } from '../report/text.js';
+import { VERSION } from '../version.js';
+import { parseDuration } from './duration.js';
+
+/** What the program may touch of the process: injected so tests can run it in-process. */
+export interface ProgramIo {
+  stdout: Writable & { isTTY?: boolean };
+  stderr: Writable & { isTTY?: boolean };
+  stdin: Readable;
+  env: NodeJS.ProcessEnv;
+  signal?: AbortSignal;
+}
+
+export const EXIT = { ok: 0, findings: 1, usage: 2 } as const;
+
+const FORMATS = ['text', 'json'] as const;
+type Format = (typeof FORMATS)[number];
+const FORMAT_BY_EXTENSION: Record<string, Format> = { '.json': 'json', '.txt': 'text' };
+
+interface AnalyzeFlags {
+  port?: number[];
+  format?: Format;
+  minAge: number;
+  all?: boolean;
+  top: number;
+  output?: string;
+  failOnFindings?: boolean;
+  maxConnections: number;
+  color?: boolean;
+  quiet?: boolean;
+}
+
+const EXAMPLES = `
+Examples:
+  $ closewait analyze capture.pcap
+  $ closewait analyze --port 20880 --min-age 30s /var/captures/
+  $ tcpdump -i any -U -w - port 20880 | closewait analyze --port 20880 -
+  $ closewait analyze --format json --output report.json dump.pcap dump.pcap1 dump.pcap2.gz
+
+Exit codes: 0 done, 1 stuck connections found with --fail-on-findings, 2 usage error or no readable input.`;
+
+/** Runs the CLI on `argv` (without node and script) and resolves to the exit code. */
+export async function runProgram(argv: readonly string[], io: ProgramIo): Promise<number> {
+  let exitCode: number = EXIT.ok;
+  const program = new Command('closewait')
+    .description('Find TCP connections stuck half-closed (CLOSE_WAIT) in packet captures.')
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    .showHelpAfterError('(run with --help for usage)');
+
+  program
+    .command('analyze')
+    .description('Report connections where the peer sent FIN, it was ACKed, and the other side never closed.')
+    .argument('<inputs...>', "capture files (.pcap, .pcapng, .cap, any .gz), directories (recursed), or '-' for stdin")
+    .option('-p, --port <ports>', 'server port(s), comma-separated: analyse only these, and use them to tell server from client', parsePorts)
+    .addOption(new Option('-f, --format <format>', 'output format (default: from --output extension, else text)').choices(FORMATS))
+    .option('--min-age <duration>', 'only connections stuck at least this long at capture end (30s, 5m, 1h)', parseAge, 0)
+    .option('--top <n>', 'stuck connections listed in the text report', parseCount, 20)
+    .option('--all', 'list every stuck connection in the text report')
+    .option('-o, --output <file>', 'write the report to a file (atomically) instead of stdout')
+    .option('--fail-on-findings', 'exit with 1 when stuck connections are found')
+    .option('--max-connections <n>', 'most connections tracked at once; the idlest beyond are evicted and counted', parseCount, DEFAULT_MAX_CONNECTIONS)
+    .option('--no-color', 'no colour in the text report (also: NO_COLOR, or output not a terminal)')
+    .option('-q, --quiet', 'no progress or notes on stderr')
+    .addHelpText('after', EXAMPLES)
+    .action(async (inputs: string[], flags: AnalyzeFlags) => {
+      exitCode = await analyzeCommand(inputs, flags, io, argv);
+    });
+  program.addHelpText('after', EXAMPLES);
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    throw error;
+  }
+  return exitCode;
+}
+
+async function analyzeCommand(args: string[], flags: AnalyzeFlags, io: ProgramIo, argv: readonly string[]): Promise<number> {
+  const format: Format = flags.format ?? (flags.output ? FORMAT_BY_EXTENSION[extname(flags.output).toLowerCase()] ?? 'text' : 'text');
+  const expanded = await expandInputs(args);
+  if (flags.output && expanded.paths.some((p) => p !== '-' && resolve(p) === resolve(flags.output!))) {
+    io.stderr.write(`closewait: refusing to overwrite input capture ${flags.output} with the report\n`);
+    return EXIT.usage;
+  }
+  if (expanded.paths.filter((p) => p === '-').length > 1) {
+    io.stderr.write("closewait: '-' (stdin) can be given only once\n");
+    return EXIT.usage;
+  }
+  for (const problem of expanded.problems) io.stderr.write(`closewait: ${problem}\n`);
+  if (expanded.paths.length === 0) return EXIT.usage;
+
+  const sources = expanded.paths.map((path) => (path === '-' ? { path: '<stdin>', stream: io.stdin } : { path }));
+  const report = await analyze(sources, {
+    ports: flags.port,
+    minAgeSeconds: flags.minAge,
+    maxConnections: flags.maxConnections,
+    signal: io.signal,
+    command: ['closewait', ...argv].map(shellQuote).join(' '),
+  });
+
+  const unreadable = report.inputs.filter((i) => i.error);
+  for (const input of unreadable) io.stderr.write(`closewait: ${input.path}: ${input.error}\n`);
+  if (!flags.quiet) for (const warning of report.warnings) io.stderr.write(`closewait: warning: ${warning}\n`);
+  if (unreadable.length === report.inputs.length) return EXIT.usage;
+
+  const color = !flags.output && flags.color !== false && io.stdout.isTTY === true && !io.env.NO_COLOR;
+  const rendered = render(report, format, { color, top: flags.all ? Number.POSITIVE_INFINITY : flags.top });
+  if (flags.output) await writeAtomically(flags.output, rendered);
+  else await writeOut(io.stdout, rendered);
+  if (flags.failOnFindings && report.findings.length > 0) return EXIT.findings;
+  return EXIT.ok;
+}
+
+function render(report: Report, format: Format, options: { color: boolean; top: number }): string {
+  switch (format) {
+    case 'json':
+      return renderJson(report);
+    case 'text':
+      return renderText(report, options);
+  }
+}
+
+/** Writes to a temporary file beside the target, then renames: readers never see half a report. */
+export async function writeAtomically(path: string, content: string): Promise<void> {
+  const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
+  try {
+    await writeFile(temporary, content, { flag: 'wx' });
+    await rename(temporary, path);
+  } catch (error) {
+    await unlink(temporary).catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Resolves once written; a reader that went away (`| head`) is not an error. */
+function writeOut(stream: Writable, content: string): Promise<void> {
+  return new Promise((resolveWrite) => {
+    const done = () => resolveWrite();
+    stream.once('error', done);
+    stream.write(content, done);
+  });
+}
+
+function parsePorts(value: string, previous: number[] | undefined): number[] {
+  const ports = value.split(',').map((part) => {
+    const port = Number(part.trim());
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidArgumentError(`'${part}' is not a port (1-65535)`);
+    return port;
+  });
+  return [...(previous ?? []), ...ports];
+}
+
+function parseAge(value: string): number {
+  const seconds = parseDuration(value);
+  if (seconds === null) throw new InvalidArgumentError(`'${value}' is not a duration (e.g. 30s, 5m, 1h)`);
+  return seconds;
+}
+
+function parseCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`'${value}' is not a positive whole number`);
+  return n;
+}
+
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`;
+}
+

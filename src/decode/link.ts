@@ -1,0 +1,130 @@
+import { decodeIp, decodeIpv4, decodeIpv6 } from './ip.js';
+import { DecodeStatus, type TcpSegment } from './segment.js';
+
+/** Link-layer header types (tcpdump.org/linktypes.html) that can carry IP. */
+export const LINKTYPE = {
+  null: 0,
+  ethernet: 1,
+  ppp: 9,
+  raw12: 12,
+  raw14: 14,
+  pppHdlc: 50,
+  raw: 101,
+  cHdlc: 104,
+  loop: 108,
+  linuxSll: 113,
+  ipv4: 228,
+  ipv6: 229,
+  linuxSll2: 276,
+} as const;
+
+export const SUPPORTED_LINK_TYPES: readonly number[] = Object.values(LINKTYPE);
+
+const ETHERTYPE_IPV4 = 0x0800;
+const ETHERTYPE_IPV6 = 0x86dd;
+const ETHERTYPE_VLAN = 0x8100;
+const ETHERTYPE_QINQ = 0x88a8;
+const ETHERTYPE_QINQ_OLD = 0x9100;
+const ETHERNET_HEADER = 14;
+const ETHERNET_TYPE = 12;
+const VLAN_TAG = 4;
+/** Tags stacked deeper than this are crafted; real networks use two at most. */
+const MAX_VLAN_TAGS = 8;
+
+const SLL_HEADER = 16;
+const SLL_PROTOCOL = 14;
+const SLL2_HEADER = 20;
+const SLL2_PROTOCOL = 0;
+const NULL_HEADER = 4;
+/** BSD address families for IPv6 differ by OS; IPv4 is 2 everywhere. */
+const AF_INET = 2;
+const AF_INET6 = [10, 24, 28, 30] as const;
+
+const PPP_ADDRESS_CONTROL = 0xff03;
+const PPP_IPV4 = 0x0021;
+const PPP_IPV6 = 0x0057;
+const CHDLC_HEADER = 4;
+
+/** Decodes one frame of the given link type down to its TCP header. */
+export function decodeFrame(linkType: number, buf: Buffer, offset: number, caplen: number, out: TcpSegment): DecodeStatus {
+  const end = offset + caplen;
+  switch (linkType) {
+    case LINKTYPE.ethernet:
+      return decodeEthernet(buf, offset, end, out);
+    case LINKTYPE.linuxSll2:
+      return decodeByEthertype(buf, SLL2_PROTOCOL, offset, SLL2_HEADER, end, out);
+    case LINKTYPE.linuxSll:
+      return decodeByEthertype(buf, SLL_PROTOCOL, offset, SLL_HEADER, end, out);
+    case LINKTYPE.raw:
+    case LINKTYPE.raw12:
+    case LINKTYPE.raw14:
+      return decodeIp(buf, offset, end, out);
+    case LINKTYPE.ipv4:
+      return decodeIpv4(buf, offset, end, out);
+    case LINKTYPE.ipv6:
+      return decodeIpv6(buf, offset, end, out);
+    case LINKTYPE.null:
+      return decodeNull(buf, offset, end, out, false);
+    case LINKTYPE.loop:
+      return decodeNull(buf, offset, end, out, true);
+    case LINKTYPE.ppp:
+    case LINKTYPE.pppHdlc:
+      return decodePpp(buf, offset, end, out);
+    case LINKTYPE.cHdlc:
+      return decodeByEthertype(buf, 2, offset, CHDLC_HEADER, end, out);
+    default:
+      return DecodeStatus.unsupportedLink;
+  }
+}
+
+function decodeEthernet(buf: Buffer, offset: number, end: number, out: TcpSegment): DecodeStatus {
+  if (end - offset < ETHERNET_HEADER) return DecodeStatus.truncated;
+  let typeAt = offset + ETHERNET_TYPE;
+  let type = buf.readUInt16BE(typeAt);
+  for (let tags = 0; type === ETHERTYPE_VLAN || type === ETHERTYPE_QINQ || type === ETHERTYPE_QINQ_OLD; tags++) {
+    if (tags === MAX_VLAN_TAGS) return DecodeStatus.badHeader;
+    typeAt += VLAN_TAG;
+    if (typeAt + 2 > end) return DecodeStatus.truncated;
+    type = buf.readUInt16BE(typeAt);
+  }
+  return decodeEthertype(type, buf, typeAt + 2, end, out);
+}
+
+function decodeByEthertype(buf: Buffer, typeOffset: number, offset: number, headerLength: number, end: number, out: TcpSegment): DecodeStatus {
+  if (end - offset < headerLength) return DecodeStatus.truncated;
+  return decodeEthertype(buf.readUInt16BE(offset + typeOffset), buf, offset + headerLength, end, out);
+}
+
+function decodeEthertype(type: number, buf: Buffer, at: number, end: number, out: TcpSegment): DecodeStatus {
+  if (type === ETHERTYPE_IPV4) return decodeIpv4(buf, at, end, out);
+  if (type === ETHERTYPE_IPV6) return decodeIpv6(buf, at, end, out);
+  return DecodeStatus.notIp;
+}
+
+function decodeNull(buf: Buffer, offset: number, end: number, out: TcpSegment, networkOrder: boolean): DecodeStatus {
+  if (end - offset < NULL_HEADER) return DecodeStatus.truncated;
+  // NULL stores the family in the capturing host's byte order, which the file does not record: try both.
+  const family = networkOrder ? buf.readUInt32BE(offset) : Math.min(buf.readUInt32LE(offset), buf.readUInt32BE(offset));
+  if (family === AF_INET) return decodeIpv4(buf, offset + NULL_HEADER, end, out);
+  if ((AF_INET6 as readonly number[]).includes(family)) return decodeIpv6(buf, offset + NULL_HEADER, end, out);
+  return DecodeStatus.notIp;
+}
+
+function decodePpp(buf: Buffer, offset: number, end: number, out: TcpSegment): DecodeStatus {
+  let at = offset;
+  if (end - at >= 2 && buf.readUInt16BE(at) === PPP_ADDRESS_CONTROL) at += 2;
+  if (end - at < 1) return DecodeStatus.truncated;
+  // Protocol field compression: an odd first byte is a one-byte protocol.
+  let protocol: number;
+  if (buf[at]! & 1) {
+    protocol = buf[at]!;
+    at += 1;
+  } else {
+    if (end - at < 2) return DecodeStatus.truncated;
+    protocol = buf.readUInt16BE(at);
+    at += 2;
+  }
+  if (protocol === PPP_IPV4) return decodeIpv4(buf, at, end, out);
+  if (protocol === PPP_IPV6) return decodeIpv6(buf, at, end, out);
+  return DecodeStatus.notIp;
+}

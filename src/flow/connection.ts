@@ -1,0 +1,96 @@
+/** Where a packet sits in the inputs: which input (0-based, in analysis order) and its frame number there. */
+export interface FrameRef {
+  input: number;
+  frame: number;
+}
+
+/**
+ * Everything seen from one side of a connection. Times are nanoseconds since the analysis's first
+ * packet (a double: exact for 104 days), so no per-packet objects are needed.
+ */
+export class Endpoint {
+  packets = 0;
+  /** Sequence number just after the SYN (or the first sequence number seen, mid-stream). */
+  seqBase = 0;
+  hasSeqBase = false;
+  /** Highest byte sent, relative to seqBase: the payload bytes sent. */
+  bytesSent = 0;
+  /** Payload bytes sent again (segments wholly below what was already sent). */
+  retransmittedBytes = 0;
+  synSeen = false;
+  isn = 0;
+  synAckSeen = false;
+  synTime = -1;
+  synFrame: FrameRef | null = null;
+  finSeen = false;
+  finSeq = 0;
+  finTime = -1;
+  finFrame: FrameRef | null = null;
+  finRetransmits = 0;
+  /** The other side acknowledged this side's FIN (its ACK covers FIN seq + 1). */
+  finAcked = false;
+  finAckTime = -1;
+  finAckFrame: FrameRef | null = null;
+  rstSeen = false;
+  rstTime = -1;
+  rstFrame: FrameRef | null = null;
+  /** This side acknowledged bytes of the other side's that the capture never showed. */
+  ackedUnseen = false;
+  /** Highest acknowledgement number this side sent, relative to the other side's seqBase. */
+  highestAck = 0;
+  lastTime = -1;
+}
+
+/** How the server (accepting) side was decided. */
+export type RoleReason = 'syn' | 'syn-ack' | 'port' | 'listener' | 'many-peers' | 'lower-port';
+
+export type Family = 4 | 6;
+
+/** One TCP connection: endpoint `a` is the lower (address, port) of the pair, `b` the higher. */
+export class Connection {
+  readonly a = new Endpoint();
+  readonly b = new Endpoint();
+  /** 0 when `a` is the client, 1 when `b` is, -1 while unknown. */
+  clientSide: -1 | 0 | 1 = -1;
+  roleReason: RoleReason | null = null;
+  lastTime = -1;
+  lastInput = 0;
+  lastFrameNumber = 0;
+  /** Time the connection became closed (RST, or FINs both ways), or -1. */
+  closedTime = -1;
+  /** A SYN with a new ISN arrived while this connection was still open (Linux answers with a challenge ACK). */
+  pendingSynIsn = -1;
+  pendingSynTime = -1;
+  pendingSynFrame: FrameRef | null = null;
+  /** New SYNs that hit this connection while it was open. */
+  synsIntoOpen = 0;
+  /** The 4-tuple was taken over by a new connection (its SYN was answered) before this one closed. */
+  superseded = false;
+  /** The inputs had a gap in time while this connection was open. */
+  spansGap = false;
+
+  constructor(
+    readonly serial: number,
+    readonly family: Family,
+    /** Addresses as four 32-bit words each (IPv4 mapped into IPv6). */
+    readonly addressA: Uint32Array,
+    readonly portA: number,
+    readonly addressB: Uint32Array,
+    readonly portB: number,
+    readonly firstTime: number,
+    readonly firstFrame: FrameRef,
+  ) {}
+
+  endpoint(side: 0 | 1): Endpoint {
+    return side === 0 ? this.a : this.b;
+  }
+
+  get isClosed(): boolean {
+    return this.closedTime >= 0;
+  }
+
+  /** Neither side can ever be stuck again: a RST, FINs both ways, or the tuple was taken over. */
+  get isFinished(): boolean {
+    return this.a.rstSeen || this.b.rstSeen || (this.a.finSeen && this.b.finSeen) || this.superseded;
+  }
+}

@@ -1,0 +1,8 @@
+/** The library entry point: analyse captures and render reports without shelling out. */
+export { analyze, DEFAULT_MAX_CONNECTIONS, type AnalyzeOptions } from './analyze/run.js';
+export type * from './analyze/model.js';
+export { renderJson } from './report/json.js';
+export { renderText, type TextOptions } from './report/text.js';
+export { expandInputs } from './capture/inputs.js';
+export { readCapture, type InputSource, type InputSummary } from './capture/reader.js';
+export { VERSION } from './version.js';

@@ -1,0 +1,36 @@
+/** Small helpers shared by the human-facing renderers. */
+
+export function plural(count: number, singular: string, pluralForm = `${singular}s`): string {
+  return `${count.toLocaleString('en-US')} ${count === 1 ? singular : pluralForm}`;
+}
+
+/** 0.5 s, 42 s, 3 min 20 s, 2 h 5 min, 3 d 4 h. */
+export function duration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  if (seconds < 1) return `${(Math.round(seconds * 1000) / 1000).toString()} s`;
+  if (seconds < 60) return `${(Math.round(seconds * 10) / 10).toString()} s`;
+  const s = Math.round(seconds);
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+}
+
+export function endpoint(ref: { ip: string; port: number }): string {
+  return ref.ip.includes(':') ? `[${ref.ip}]:${ref.port}` : `${ref.ip}:${ref.port}`;
+}
+
+/** Pads cells to column widths; the first column left-aligned, numbers right-aligned. */
+export function table(header: string[], rows: string[][], visibleLength: (s: string) => number = (s) => s.length): string[] {
+  const widths = header.map((h, i) => Math.max(visibleLength(h), ...rows.map((r) => visibleLength(r[i] ?? ''))));
+  const pad = (cell: string, i: number) => {
+    const fill = ' '.repeat(widths[i]! - visibleLength(cell));
+    return /^[\d.,%\s-]+$/.test(cell) && i > 0 ? fill + cell : cell + fill;
+  };
+  return [header, ...rows].map((row) => row.map(pad).join('  ').trimEnd());
+}
+
+/** Shortest readable form of a capture time for a person: the clock time with the capture's fraction. */
+export function clock(rfc3339: string | null): string {
+  if (!rfc3339) return '-';
+  return rfc3339.replace('T', ' ').replace('Z', ' UTC');
+}

@@ -1,0 +1,80 @@
+import { Chalk } from 'chalk';
+import type { Finding, Report } from '../analyze/model.js';
+import { clock, duration, endpoint, plural, table } from './format.js';
+
+export interface TextOptions {
+  color: boolean;
+  /** Most stuck connections listed; the rest are counted. */
+  top: number;
+}
+
+const ANSI = /\u001b\[[0-9;]*m/g;
+const visible = (s: string) => s.replace(ANSI, '').length;
+
+/** The terminal report: a verdict line, servers, the stuck connections, then warnings. */
+export function renderText(report: Report, options: TextOptions): string {
+  const c = new Chalk({ level: options.color ? 1 : 0 });
+  const { summary } = report;
+  const lines: string[] = [];
+
+  const readable = report.inputs.filter((i) => !i.error);
+  const what = `${plural(summary.connections, 'TCP connection')} in ${plural(summary.packets, 'packet')} from ${plural(readable.length, 'input')}`;
+  if (summary.closeWait > 0) {
+    const serverStuck = report.servers.filter((s) => s.closeWait > 0);
+    const where = serverStuck.slice(0, 3).map((s) => endpoint(s)).join(', ') + (serverStuck.length > 3 ? ', …' : '');
+    lines.push(c.bold.red(`✗ ${plural(summary.closeWait, 'connection')} stuck in CLOSE_WAIT`) + ` on ${where} (${what})`);
+  } else if (summary.closeWaitAnyAge > 0) {
+    lines.push(c.bold.yellow(`! no connection stuck for ${duration(summary.minAgeSeconds)} or more`) + `; ${plural(summary.closeWaitAnyAge, 'younger one')} (${what})`);
+  } else {
+    lines.push(c.bold.green('✓ no connection stuck in CLOSE_WAIT') + ` (${what})`);
+  }
+  if (summary.captureStartTime) {
+    lines.push(c.dim(`capture ${clock(summary.captureStartTime)} → ${clock(summary.captureEndTime)} (${duration(summary.durationSeconds)})`));
+  }
+
+  const servers = report.servers.filter((s) => s.closeWait > 0 || report.servers.length <= 10).slice(0, 20);
+  if (servers.length > 0) {
+    lines.push('', c.bold('Servers'));
+    const rows = servers.map((s) => [
+      endpoint(s),
+      String(s.connections),
+      s.closeWait > 0 ? c.red(String(s.closeWait)) : '0',
+      s.closeWaitServerSide > 0 ? String(s.closeWaitServerSide) : '-',
+      s.closeWaitClientSide > 0 ? String(s.closeWaitClientSide) : '-',
+      s.oldestStuckSeconds === null ? '-' : duration(s.oldestStuckSeconds),
+      String(s.closed),
+      String(s.reset),
+      String(s.openAtEnd),
+    ]);
+    lines.push(...table(['server', 'conns', 'CLOSE_WAIT', 'server-side', 'client-side', 'oldest', 'closed', 'reset', 'open'], rows, visible).map((l, i) => (i === 0 ? c.dim(l) : l)));
+    if (report.servers.length > servers.length) lines.push(c.dim(`… ${plural(report.servers.length - servers.length, 'more server')} without stuck connections`));
+  }
+
+  if (report.findings.length > 0) {
+    lines.push('', c.bold('Stuck connections') + c.dim(' (longest stuck first)'));
+    const shown = report.findings.slice(0, options.top);
+    const rows = shown.map((f) => findingRow(f, report, c));
+    lines.push(...table(['stuck side', 'server', 'client', 'stuck for', 'peer FIN at', 'evidence (input:frame)'], rows, visible).map((l, i) => (i === 0 ? c.dim(l) : l)));
+    if (report.findings.length > shown.length) lines.push(c.dim(`… ${plural(report.findings.length - shown.length, 'more')} (use --all or --top N)`));
+  }
+
+  const problems = [...report.inputs.filter((i) => i.error).map((i) => `${i.path}: ${i.error}`), ...report.warnings];
+  if (problems.length > 0) {
+    lines.push('', c.bold.yellow('Warnings'));
+    for (const p of problems) lines.push(c.yellow(`! ${p}`));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function findingRow(f: Finding, report: Report, c: InstanceType<typeof Chalk>): string[] {
+  const inputName = (index: number) => (report.inputs.length > 1 ? `${index}:` : '');
+  const uncertain = f.uncertain ? c.yellow(' ?') : '';
+  return [
+    (f.stuckSide === 'server' ? c.red('server') : c.magenta('client')) + uncertain,
+    endpoint(f.server),
+    endpoint(f.client),
+    duration(f.stuckSeconds),
+    clock(f.peerFinTime),
+    `FIN ${inputName(f.evidence.peerFin.input)}#${f.evidence.peerFin.frame}, ACK ${inputName(f.evidence.peerFinAck.input)}#${f.evidence.peerFinAck.frame}`,
+  ];
+}
