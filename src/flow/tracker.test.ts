@@ -1,0 +1,253 @@
+import { describe, expect, it } from 'vitest';
+import { TCP_FLAG, newTcpSegment } from '../decode/segment.js';
+import { closeWaitSide, endpointState } from '../analyze/verdict.js';
+import type { Connection } from './connection.js';
+import { ConnectionTracker, type ReleaseReason } from './tracker.js';
+
+const CLIENT = { ip: 0x7f000002, port: 40000 };
+const SERVER = { ip: 0x7f000001, port: 20880 };
+const { SYN, ACK, FIN, RST, PSH } = TCP_FLAG;
+
+/** One packet of a scripted exchange: who sends, flags, seq, ack, payload bytes, time in ms. */
+type Step = [from: 'c' | 's', flags: number, seq: number, ack: number, length?: number, atMs?: number, clientPort?: number];
+
+function run(steps: Step[], options: { ports?: number[]; clientPort?: number } = {}) {
+  const released: [Connection, ReleaseReason][] = [];
+  const tracker = new ConnectionTracker({
+    maxConnections: 1000,
+    lingerNanos: 120e9,
+    ports: options.ports ? new Set(options.ports) : undefined,
+    onRelease: (connection, reason) => released.push([connection, reason]),
+  });
+  const seg = newTcpSegment();
+  const clientPort = options.clientPort ?? CLIENT.port;
+  steps.forEach(([from, flags, seq, ack, length = 0, atMs, port = clientPort], index) => {
+    const [src, dst] = from === 'c' ? [{ ...CLIENT, port }, SERVER] : [SERVER, { ...CLIENT, port }];
+    seg.src.set([0, 0, 0xffff, src.ip]);
+    seg.dst.set([0, 0, 0xffff, dst.ip]);
+    seg.srcPort = src.port;
+    seg.dstPort = dst.port;
+    seg.flags = flags;
+    seg.seq = seq >>> 0;
+    seg.ack = ack >>> 0;
+    seg.payloadLength = length;
+    tracker.onSegment(seg, (atMs ?? index) * 1e6, 0, index + 1);
+  });
+  const live = [...tracker.live()];
+  for (const connection of live) tracker.roles.resolve(connection);
+  return { tracker, live, released };
+}
+
+/** Side (0/1) of the server endpoint: SERVER has the lower address, so it is always side a. */
+const serverSide = 0;
+
+const handshake: Step[] = [
+  ['c', SYN, 1000, 0],
+  ['s', SYN | ACK, 5000, 1001],
+  ['c', ACK, 1001, 5001],
+];
+
+describe('close-wait verdict on scripted exchanges', () => {
+  const cases: { name: string; steps: Step[]; stuck: 'server' | 'client' | null; states?: [string, string] }[] = [
+    {
+      name: 'client closes, server acks and never closes',
+      steps: [...handshake, ['c', FIN | ACK, 1001, 5001], ['s', ACK, 5001, 1002]],
+      stuck: 'server',
+      states: ['CLOSE_WAIT', 'FIN_WAIT_2'],
+    },
+    {
+      name: 'both close: no one stuck',
+      steps: [...handshake, ['c', FIN | ACK, 1001, 5001], ['s', ACK, 5001, 1002], ['s', FIN | ACK, 5001, 1002], ['c', ACK, 1002, 5002]],
+      stuck: null,
+      states: ['CLOSED', 'TIME_WAIT'],
+    },
+    {
+      name: 'FIN not acked yet: not stuck (FIN in flight)',
+      steps: [...handshake, ['c', FIN | ACK, 1001, 5001]],
+      stuck: null,
+      states: ['ESTABLISHED', 'FIN_WAIT_1'],
+    },
+    {
+      name: 'an ACK that does not cover FIN+1 does not acknowledge the FIN',
+      steps: [...handshake, ['c', PSH | ACK, 1001, 5001, 100], ['c', FIN | ACK, 1101, 5001], ['s', ACK, 5001, 1101]],
+      stuck: null,
+    },
+    {
+      name: 'request acked but never answered, then client FIN acked',
+      steps: [...handshake, ['c', PSH | ACK, 1001, 5001, 100], ['s', ACK, 5001, 1101], ['c', FIN | ACK, 1101, 5001], ['s', ACK, 5001, 1102]],
+      stuck: 'server',
+    },
+    {
+      name: 'RST from the stuck side after the FIN ends it',
+      steps: [...handshake, ['c', FIN | ACK, 1001, 5001], ['s', ACK, 5001, 1002], ['s', RST | ACK, 5001, 1002]],
+      stuck: null,
+      states: ['CLOSED', 'CLOSED'],
+    },
+    {
+      name: 'RST from the peer ends it too',
+      steps: [...handshake, ['c', FIN | ACK, 1001, 5001], ['s', ACK, 5001, 1002], ['c', RST, 1002, 0]],
+      stuck: null,
+    },
+    {
+      name: 'retransmitted FIN changes nothing',
+      steps: [...handshake, ['c', FIN | ACK, 1001, 5001], ['c', FIN | ACK, 1001, 5001], ['s', ACK, 5001, 1002], ['c', FIN | ACK, 1001, 5001], ['s', ACK, 5001, 1002]],
+      stuck: 'server',
+    },
+    {
+      name: 'server closes first, client never does: client stuck',
+      steps: [...handshake, ['s', FIN | ACK, 5001, 1001], ['c', ACK, 1001, 5002]],
+      stuck: 'client',
+      states: ['FIN_WAIT_2', 'CLOSE_WAIT'],
+    },
+    {
+      name: 'simultaneous close',
+      steps: [...handshake, ['c', FIN | ACK, 1001, 5001], ['s', FIN | ACK, 5001, 1001], ['c', ACK, 1002, 5002], ['s', ACK, 5002, 1002]],
+      stuck: null,
+    },
+    {
+      name: 'the server may keep sending after the peer FIN: still CLOSE_WAIT',
+      steps: [...handshake, ['c', FIN | ACK, 1001, 5001], ['s', ACK, 5001, 1002], ['s', PSH | ACK, 5001, 1002, 300], ['c', ACK, 1002, 5301]],
+      stuck: 'server',
+    },
+    {
+      name: 'sequence numbers wrapping past 2^32',
+      steps: [
+        ['c', SYN, 0xfffffff0, 0], ['s', SYN | ACK, 0xffffff00, 0xfffffff1], ['c', ACK, 0xfffffff1, 0xffffff01],
+        ['c', PSH | ACK, 0xfffffff1, 0xffffff01, 100], ['s', ACK, 0xffffff01, 0x55], ['c', FIN | ACK, 0x55, 0xffffff01], ['s', ACK, 0xffffff01, 0x56],
+      ],
+      stuck: 'server',
+    },
+  ];
+  for (const testCase of cases) {
+    it(testCase.name, () => {
+      const { live, tracker } = run(testCase.steps);
+      expect(tracker.connectionsSeen).toBe(1);
+      const connection = live[0]!;
+      const stuck = closeWaitSide(connection);
+      const expected = testCase.stuck === null ? -1 : testCase.stuck === 'server' ? serverSide : 1 - serverSide;
+      expect(stuck).toBe(expected);
+      expect(connection.clientSide).toBe(1);
+      if (testCase.states) {
+        expect([endpointState(connection, 0), endpointState(connection, 1)]).toEqual(testCase.states);
+      }
+    });
+  }
+});
+
+describe('connections on one 4-tuple', () => {
+  it('a new SYN after a clean close starts a second connection', () => {
+    const close: Step[] = [['c', FIN | ACK, 1001, 5001], ['s', FIN | ACK, 5001, 1002], ['c', ACK, 1002, 5002]];
+    const { tracker, live, released } = run([...handshake, ...close, ['c', SYN, 9000, 0], ['s', SYN | ACK, 7000, 9001], ['c', ACK, 9001, 7001]]);
+    expect(tracker.connectionsSeen).toBe(2);
+    expect(released.map(([, reason]) => reason)).toEqual(['closed']);
+    expect(live).toHaveLength(1);
+    expect(live[0]!.endpoint(1).isn).toBe(9000);
+  });
+
+  it('a SYN into CLOSE_WAIT: challenge ACK, client RST, SYN again — the old one ends by RST, the new one is clean', () => {
+    const { tracker, live, released } = run([
+      ...handshake,
+      ['c', FIN | ACK, 1001, 5001], ['s', ACK, 5001, 1002], // server now in CLOSE_WAIT
+      ['c', SYN, 9000, 0, 0, 1000], // client reuses its port
+      ['s', ACK, 5001, 1002, 0, 1000], // Linux's challenge ACK, from the old connection
+      ['c', RST, 1002, 0, 0, 1000], // the client's RST kills the CLOSE_WAIT socket
+      ['c', SYN, 9000, 0, 0, 2000], // the SYN again
+      ['s', SYN | ACK, 7000, 9001, 0, 2000],
+      ['c', ACK, 9001, 7001, 0, 2000],
+    ]);
+    expect(tracker.connectionsSeen).toBe(2);
+    expect(released).toHaveLength(1);
+    const [old] = released[0]!;
+    expect(old.synsIntoOpen).toBe(1);
+    expect(closeWaitSide(old)).toBe(-1);
+    expect(old.endpoint(1).rstSeen).toBe(true);
+    expect(live).toHaveLength(1);
+    expect(closeWaitSide(live[0]!)).toBe(-1);
+    expect(endpointState(live[0]!, 0)).toBe('ESTABLISHED');
+  });
+
+  it('a SYN answered by SYN-ACK while the old connection looked open takes the tuple over', () => {
+    const { tracker, live, released } = run([
+      ...handshake,
+      ['c', FIN | ACK, 1001, 5001], ['s', ACK, 5001, 1002],
+      ['c', SYN, 9000, 0], ['s', SYN | ACK, 7000, 9001], ['c', ACK, 9001, 7001],
+    ]);
+    expect(tracker.connectionsSeen).toBe(2);
+    expect(released.map(([c, reason]) => [c.superseded, reason])).toEqual([[true, 'superseded']]);
+    expect(live[0]!.endpoint(1).synSeen).toBe(true);
+    expect(live[0]!.roleReason).toBe('syn');
+  });
+
+  it('a retransmitted SYN (same ISN) stays one connection', () => {
+    const { tracker } = run([['c', SYN, 1000, 0], ['c', SYN, 1000, 0], ...handshake.slice(1)]);
+    expect(tracker.connectionsSeen).toBe(1);
+  });
+});
+
+describe('roles without a handshake', () => {
+  const midstream: Step[] = [['s', PSH | ACK, 5001, 1001, 10], ['c', FIN | ACK, 1001, 5011], ['s', ACK, 5011, 1002]];
+
+  it('--port decides', () => {
+    const { live } = run(midstream, { ports: [20880] });
+    expect(live[0]!.roleReason).toBe('port');
+    expect(live[0]!.clientSide).toBe(1);
+  });
+
+  it('else the lower port, recorded as such', () => {
+    const { live } = run(midstream);
+    expect(live[0]!.roleReason).toBe('lower-port');
+    expect(live[0]!.clientSide).toBe(1);
+    expect(closeWaitSide(live[0]!)).toBe(0);
+  });
+
+  it('a side seen accepting connections elsewhere is the server even with the higher port', () => {
+    // The client's port 80 is lower than the server's 20880: only the listener rule gets this right.
+    const { live } = run([['c', SYN, 1, 0, 0, 0, 40000], ['s', SYN | ACK, 1, 2, 0, 0, 40000], ...midstream], { clientPort: 80 });
+    const midstreamConnection = live.find((c) => c.portB === 80)!;
+    expect(midstreamConnection.roleReason).toBe('listener');
+    expect(midstreamConnection.clientSide).toBe(1);
+  });
+
+  it('idle for minutes stays one connection', () => {
+    const { tracker } = run([...handshake, ['c', PSH | ACK, 1001, 5001, 10, 10], ['s', ACK, 5001, 1011, 0, 600_000], ['c', FIN | ACK, 1011, 5001, 0, 900_000], ['s', ACK, 5001, 1012, 0, 900_001]]);
+    expect(tracker.connectionsSeen).toBe(1);
+    expect(closeWaitSide([...tracker.live()][0]!)).toBe(0);
+  });
+});
+
+describe('bounded memory', () => {
+  it('evicts the idlest open connections beyond the cap and counts them', () => {
+    const tracker = new ConnectionTracker({ maxConnections: 100, lingerNanos: 1e9, onRelease: () => undefined });
+    const seg = newTcpSegment();
+    for (let i = 0; i < 1000; i++) {
+      seg.src.set([0, 0, 0xffff, 0x0a000000 + i]);
+      seg.dst.set([0, 0, 0xffff, SERVER.ip]);
+      seg.srcPort = 1024 + (i % 60000);
+      seg.dstPort = SERVER.port;
+      seg.flags = SYN;
+      seg.seq = i;
+      tracker.onSegment(seg, i * 1e3, 0, i + 1);
+    }
+    expect(tracker.connectionsSeen).toBe(1000);
+    expect(tracker.liveConnections).toBeLessThanOrEqual(100);
+    expect(tracker.evicted).toBeGreaterThanOrEqual(900);
+  });
+
+  it('closed connections leave the table after their linger', () => {
+    const released: ReleaseReason[] = [];
+    const tracker = new ConnectionTracker({ maxConnections: 1000, lingerNanos: 1e9, onRelease: (_c, reason) => released.push(reason) });
+    const seg = newTcpSegment();
+    const send = (port: number, flags: number, t: number) => {
+      seg.src.set([0, 0, 0xffff, CLIENT.ip]);
+      seg.dst.set([0, 0, 0xffff, SERVER.ip]);
+      seg.srcPort = port;
+      seg.dstPort = SERVER.port;
+      seg.flags = flags;
+      tracker.onSegment(seg, t, 0, 1);
+    };
+    send(1, RST, 0);
+    for (let t = 1; t <= 20; t++) send(100 + t, SYN, t * 1e9);
+    expect(released).toContain('closed');
+    expect(tracker.liveConnections).toBe(20);
+  });
+});
