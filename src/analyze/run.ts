@@ -9,6 +9,7 @@ import { endpointKey } from '../flow/roles.js';
 import { SCHEMA_VERSION, type EndpointRef, type Finding, type InputReport, type Report, type ServerSummary, type SkippedCounts } from './model.js';
 import { closeWaitSide, endpointState, uncertainty } from './verdict.js';
 import { TimeBase } from './time.js';
+import { checkBoundary, missingRotations, type Discontinuity } from './continuity.js';
 import { VERSION } from '../version.js';
 
 export interface AnalyzeOptions {
@@ -105,8 +106,15 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
     tracker.onSegment(segment, now, inputIndex, record.frame);
   };
 
-  for (const { source } of ordered) {
+  const discontinuities: Discontinuity[] = [];
+  for (const { source, first } of ordered) {
     if (options.signal?.aborted) break;
+    const previous = summaries[summaries.length - 1];
+    const boundary = previous ? checkBoundary(previous, first, source.path, inputIndex) : null;
+    if (boundary) {
+      discontinuities.push(boundary);
+      if (boundary.kind === 'gap') for (const connection of tracker.live()) connection.spansGap = true;
+    }
     const summary = await readCapture(source, onRecord, {
       signal: options.signal,
       onProgress: (bytesRead) => options.onProgress?.({ input: inputIndex, path: source.path, bytesRead, packets: totals.packets }),
@@ -152,7 +160,10 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
     );
   }
   for (const summary of summaries) for (const warning of summary.warnings) warnings.push(`${summary.path}: ${warning}`);
-  if (options.signal?.aborted) warnings.push('interrupted: the report covers only what was read before the stop');
+  for (const discontinuity of discontinuities) warnings.push(discontinuity.message);
+  warnings.push(...missingRotations(summaries.map((s) => s.path)));
+  const unread = ordered.length - summaries.length;
+  if (unread > 0) warnings.push(`interrupted: ${unread} of ${ordered.length} inputs not read; the report covers only what was read before the stop`);
 
   const serverList = [...servers.values()].sort((x, y) => y.closeWait - x.closeWait || y.connections - x.connections || compareRefs(x, y));
   const countSide = (side: 'server' | 'client') => findings.filter((f) => f.stuckSide === side).length;

@@ -77,6 +77,9 @@ export async function readCapture(source: InputSource, sink: RecordSink, options
     sink(record);
   };
 
+  // A pipe can stay silent for ever (tcpdump with nothing to capture): an abort must not wait for the next chunk.
+  const stopStream = () => source.stream?.destroy();
+  if (source.stream) options.signal?.addEventListener('abort', stopStream, { once: true });
   try {
     for await (const chunk of decompressedChunks(source, summary, options)) {
       if (!parser) {
@@ -87,19 +90,21 @@ export async function readCapture(source: InputSource, sink: RecordSink, options
       parser.push(chunk);
       summary.bytes += chunk.length;
       if (options.signal?.aborted) {
-        summary.truncated = true;
-        summary.warnings.push(`interrupted: read ${summary.packets.toLocaleString('en-US')} packets before stopping`);
+        markInterrupted(summary);
         break;
       }
     }
+    if (options.signal?.aborted && !summary.truncated) markInterrupted(summary);
     if (!parser) {
-      summary.error = 'empty file: no capture header';
+      summary.error = summary.truncated ? 'interrupted before any capture header arrived' : 'empty file: no capture header';
     } else if (!summary.truncated) {
       const leftover = parser.end();
       if (leftover) markCut(summary, leftover, parser.bytesConsumed);
     }
   } catch (error) {
-    if (error instanceof CaptureFormatError) {
+    if (options.signal?.aborted && source.stream) {
+      markInterrupted(summary);
+    } else if (error instanceof CaptureFormatError) {
       if (summary.packets === 0 && !parser?.linkTypes.length) summary.error = error.message;
       else if (summary.packets === 0) summary.error = `${error.message}; no packets before it`;
       else markCut(summary, error.message, error.byteOffset);
@@ -115,6 +120,7 @@ export async function readCapture(source: InputSource, sink: RecordSink, options
       throw error;
     }
   }
+  options.signal?.removeEventListener('abort', stopStream);
   if (parser) {
     summary.linkTypes = [...new Set(parser.linkTypes)];
     summary.fractionDigits = parser.fractionDigits || 6;
@@ -123,6 +129,11 @@ export async function readCapture(source: InputSource, sink: RecordSink, options
     }
   }
   return summary;
+}
+
+function markInterrupted(summary: InputSummary): void {
+  summary.truncated = true;
+  summary.warnings.push(`interrupted: read ${summary.packets.toLocaleString('en-US')} packets before stopping`);
 }
 
 function markCut(summary: InputSummary, what: string, byteOffset: number): void {

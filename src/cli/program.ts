@@ -1,5 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { rename, unlink, writeFile } from 'node:fs/promises';
+import { rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { analyze, DEFAULT_MAX_CONNECTIONS } from '../analyze/run.js';
@@ -9,6 +9,9 @@ import { renderJson } from '../report/json.js';
 import { renderText } from '../report/text.js';
 import { VERSION } from '../version.js';
 import { parseDuration } from './duration.js';
+import { ProgressLine } from './progress.js';
+import { analyzeSeparately, type ArchiveReport } from '../analyze/separate.js';
+import { renderArchiveSummary } from '../report/archive.js';
 
 /** What the program may touch of the process: injected so tests can run it in-process. */
 export interface ProgramIo {
@@ -36,6 +39,8 @@ interface AnalyzeFlags {
   maxConnections: number;
   color?: boolean;
   quiet?: boolean;
+  separate?: boolean;
+  jobs?: number;
 }
 
 const EXAMPLES = `
@@ -69,6 +74,8 @@ export async function runProgram(argv: readonly string[], io: ProgramIo): Promis
     .option('-o, --output <file>', 'write the report to a file (atomically) instead of stdout')
     .option('--fail-on-findings', 'exit with 1 when stuck connections are found')
     .option('--max-connections <n>', 'most connections tracked at once; the idlest beyond are evicted and counted', parseCount, DEFAULT_MAX_CONNECTIONS)
+    .option('--separate', 'analyse each input as its own capture, with an archive summary (default: all inputs are one capture, read in time order)')
+    .option('-j, --jobs <n>', 'worker threads for --separate (default: number of cores)', parseCount)
     .option('--no-color', 'no colour in the text report (also: NO_COLOR, or output not a terminal)')
     .option('-q, --quiet', 'no progress or notes on stderr')
     .addHelpText('after', EXAMPLES)
@@ -101,25 +108,57 @@ async function analyzeCommand(args: string[], flags: AnalyzeFlags, io: ProgramIo
   if (expanded.paths.length === 0) return EXIT.usage;
 
   const sources = expanded.paths.map((path) => (path === '-' ? { path: '<stdin>', stream: io.stdin } : { path }));
-  const report = await analyze(sources, {
+  const common = {
     ports: flags.port,
     minAgeSeconds: flags.minAge,
     maxConnections: flags.maxConnections,
     signal: io.signal,
     command: ['closewait', ...argv].map(shellQuote).join(' '),
-  });
+  };
+  const color = !flags.output && flags.color !== false && io.stdout.isTTY === true && !io.env.NO_COLOR;
+  const renderOptions = { color, top: flags.all ? Number.POSITIVE_INFINITY : flags.top };
+  if (flags.separate) {
+    const archive = await analyzeSeparately(sources, { ...common, jobs: flags.jobs });
+    const inputs = archive.reports.flatMap((r) => r.inputs);
+    for (const input of inputs.filter((i) => i.error)) io.stderr.write(`closewait: ${input.path}: ${input.error}\n`);
+    if (!flags.quiet) for (const warning of archive.reports.flatMap((r) => r.warnings)) io.stderr.write(`closewait: warning: ${warning}\n`);
+    if (inputs.every((i) => i.error)) return EXIT.usage;
+    await emit(renderArchive(archive, format, renderOptions), flags, io);
+    return flags.failOnFindings && archive.summary.closeWait > 0 ? EXIT.findings : EXIT.ok;
+  }
+  const progress = !flags.quiet && io.stderr.isTTY ? new ProgressLine(io.stderr, await totalBytes(expanded.paths)) : null;
+  const report = await analyze(sources, { ...common, onProgress: progress ? (p) => progress.update(p) : undefined });
+  progress?.finish();
 
   const unreadable = report.inputs.filter((i) => i.error);
   for (const input of unreadable) io.stderr.write(`closewait: ${input.path}: ${input.error}\n`);
-  if (!flags.quiet) for (const warning of report.warnings) io.stderr.write(`closewait: warning: ${warning}\n`);
+  // A text report on the terminal shows its warnings itself; anywhere else stderr must carry them.
+  const reportShowsWarnings = format === 'text' && !flags.output && io.stdout.isTTY === true;
+  if (!flags.quiet && !reportShowsWarnings) for (const warning of report.warnings) io.stderr.write(`closewait: warning: ${warning}\n`);
   if (unreadable.length === report.inputs.length) return EXIT.usage;
 
-  const color = !flags.output && flags.color !== false && io.stdout.isTTY === true && !io.env.NO_COLOR;
-  const rendered = render(report, format, { color, top: flags.all ? Number.POSITIVE_INFINITY : flags.top });
-  if (flags.output) await writeAtomically(flags.output, rendered);
-  else await writeOut(io.stdout, rendered);
+  await emit(render(report, format, renderOptions), flags, io);
   if (flags.failOnFindings && report.findings.length > 0) return EXIT.findings;
   return EXIT.ok;
+}
+
+async function emit(rendered: string, flags: AnalyzeFlags, io: ProgramIo): Promise<void> {
+  if (flags.output) await writeAtomically(flags.output, rendered);
+  else await writeOut(io.stdout, rendered);
+}
+
+/** Sizes of the files to read, for the progress line (stdin counts as unknown: 0). */
+async function totalBytes(paths: readonly string[]): Promise<number> {
+  let total = 0;
+  for (const path of paths) if (path !== '-') total += (await stat(path).catch(() => null))?.size ?? 0;
+  return total;
+}
+
+/** --separate: the archive summary first, then each input's own report. */
+function renderArchive(archive: ArchiveReport, format: Format, options: { color: boolean; top: number }): string {
+  if (format === 'json') return `${JSON.stringify(archive, null, 2)}\n`;
+  const sections = archive.reports.map((report) => render(report, format, options));
+  return [renderArchiveSummary(archive, format), ...sections].join('\n');
 }
 
 function render(report: Report, format: Format, options: { color: boolean; top: number }): string {

@@ -1,0 +1,125 @@
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { InputSource } from '../capture/reader.js';
+import { SCHEMA_VERSION, type Report } from './model.js';
+import { analyze, type AnalyzeOptions } from './run.js';
+import { VERSION } from '../version.js';
+
+/** One line of the archive summary: which input has stuck connections, and where. */
+export interface ArchiveEntry {
+  input: number;
+  path: string;
+  readable: boolean;
+  packets: number;
+  connections: number;
+  closeWait: number;
+  /** Servers with stuck connections in this input, "ip:port" (IPv6 in brackets). */
+  servers: string[];
+}
+
+/** `--separate`: each input analysed as its own capture, with a summary across the archive. */
+export interface ArchiveReport {
+  schemaVersion: typeof SCHEMA_VERSION;
+  kind: 'archive';
+  tool: { name: 'closewait'; version: string };
+  command: string | null;
+  summary: { inputs: number; readableInputs: number; inputsWithCloseWait: number; packets: number; connections: number; closeWait: number };
+  archive: ArchiveEntry[];
+  reports: Report[];
+}
+
+export interface SeparateOptions extends Omit<AnalyzeOptions, 'onProgress'> {
+  /** Worker threads; 1 analyses in this thread. Default: the machine's cores. */
+  jobs?: number;
+  onInputDone?: (done: number, total: number, path: string) => void;
+}
+
+/** Options a worker can receive (functions and signals do not cross threads). */
+type WorkerOptions = Omit<AnalyzeOptions, 'signal' | 'onProgress'>;
+
+export async function analyzeSeparately(inputs: readonly (string | InputSource)[], options: SeparateOptions = {}): Promise<ArchiveReport> {
+  const sources = inputs.map((input) => (typeof input === 'string' ? { path: input } : input));
+  const { jobs: requestedJobs, onInputDone, signal, ...rest } = options;
+  const workerOptions: WorkerOptions = { ...rest, command: undefined };
+  const reports: Report[] = new Array(sources.length);
+  const workerUrl = new URL('./separate-worker.js', import.meta.url);
+  // Under a TypeScript test runner the compiled worker does not exist: analyse in this thread then.
+  const canUseWorkers = existsSync(fileURLToPath(workerUrl));
+  const jobs = Math.max(1, Math.min(requestedJobs ?? availableParallelism(), sources.length));
+  let next = 0;
+  let done = 0;
+
+  const runInThread = async (index: number) => {
+    reports[index] = await analyze([sources[index]!], { ...workerOptions, signal });
+  };
+  const lane = async (worker: Worker | null) => {
+    for (;;) {
+      const index = next++;
+      if (index >= sources.length || signal?.aborted) return;
+      const source = sources[index]!;
+      if (worker && !source.stream) reports[index] = await analyzeInWorker(worker, source.path, workerOptions);
+      else await runInThread(index);
+      onInputDone?.(++done, sources.length, source.path);
+    }
+  };
+
+  const workers = canUseWorkers && jobs > 1 ? Array.from({ length: jobs }, () => new Worker(workerUrl)) : [];
+  const stopWorkers = () => workers.forEach((worker) => worker.postMessage({ type: 'stop' }));
+  signal?.addEventListener('abort', stopWorkers, { once: true });
+  try {
+    await Promise.all(workers.length > 0 ? workers.map((worker) => lane(worker)) : [lane(null)]);
+  } finally {
+    signal?.removeEventListener('abort', stopWorkers);
+    await Promise.all(workers.map((worker) => worker.terminate()));
+  }
+  const finished = reports.filter((report): report is Report => report !== undefined);
+  return archiveReport(finished, options.command ?? null);
+}
+
+function analyzeInWorker(worker: Worker, path: string, options: WorkerOptions): Promise<Report> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (message: { type: 'report'; report: Report } | { type: 'error'; message: string }) => {
+      worker.off('error', onError);
+      if (message.type === 'report') resolve(message.report);
+      else reject(new Error(message.message));
+    };
+    const onError = (error: Error) => {
+      worker.off('message', onMessage);
+      reject(error);
+    };
+    worker.once('message', onMessage);
+    worker.once('error', onError);
+    worker.postMessage({ type: 'analyze', path, options });
+  });
+}
+
+export function archiveReport(reports: Report[], command: string | null): ArchiveReport {
+  const archive: ArchiveEntry[] = reports.map((report, input) => ({
+    input,
+    path: report.inputs[0]?.path ?? '?',
+    readable: report.inputs.some((i) => !i.error),
+    packets: report.summary.packets,
+    connections: report.summary.connections,
+    closeWait: report.summary.closeWait,
+    servers: report.servers.filter((s) => s.closeWait > 0).map((s) => (s.ip.includes(':') ? `[${s.ip}]:${s.port}` : `${s.ip}:${s.port}`)),
+  }));
+  const sum = (pick: (entry: ArchiveEntry) => number) => archive.reduce((total, entry) => total + pick(entry), 0);
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    kind: 'archive',
+    tool: { name: 'closewait', version: VERSION },
+    command,
+    summary: {
+      inputs: archive.length,
+      readableInputs: archive.filter((e) => e.readable).length,
+      inputsWithCloseWait: archive.filter((e) => e.closeWait > 0).length,
+      packets: sum((e) => e.packets),
+      connections: sum((e) => e.connections),
+      closeWait: sum((e) => e.closeWait),
+    },
+    archive,
+    reports,
+  };
+}
