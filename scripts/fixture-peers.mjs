@@ -412,7 +412,8 @@ scenarios['mid-stream'] = () => {
     servicePorts: [20880],
     notes: 'B2 is in CLOSE_WAIT per ss but has no packet in the capture, so it is not counted in "connections" and cannot be seen by an analyzer. '
       + 'B1 is in CLOSE_WAIT but the client FIN that put it there predates the capture (only server data + client ACKs are visible). '
-      + 'See closeWaitNotObservable.',
+      + 'See closeWaitNotObservable. C1 is the opposite trap: only the server FIN and the client ACK are in the capture, so it looks like a client '
+      + 'stuck in CLOSE_WAIT, but the client had sent its FIN before the capture (it ends in TIME_WAIT): see closeWaitLookalikes.',
     async setup() {
       srv = await serve({
         host: '127.0.0.1', port: 20880,

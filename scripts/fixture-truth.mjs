@@ -118,7 +118,7 @@ for (const t of book.tuples.values()) {
     const a = [...finSrc][0];
     const [x, y] = t.key.split('|');
     const b = a === x ? y : x;
-    if (!ssCw.has(`${b}>${a}`)) halfClosedNotCw.push(`${b}>${a}`);
+    if (!ssCw.has(`${b}>${a}`)) halfClosedNotCw.push({ stuck: b, peer: a });
   }
 }
 
@@ -137,6 +137,11 @@ const truth = {
 };
 if (notObservable.length) truth.closeWaitNotObservable = notObservable;
 if (closeWaitFiles.length) truth.closeWaitFiles = closeWaitFiles;
+if (halfClosedNotCw.length) {
+  truth.closeWaitLookalikes = halfClosedNotCw
+    .sort((x, y) => cmp(`${x.stuck}>${x.peer}`, `${y.stuck}>${y.peer}`))
+    .map((c) => ({ ...c, reason: 'looks half-closed in the capture (only the peer FIN is visible, no FIN/RST from "stuck" after it) but ss shows no CLOSE-WAIT: its own FIN predates the capture' }));
+}
 truth.capture = {
   format: first.format,
   gzip: first.gzip,
@@ -153,7 +158,10 @@ fs.writeFileSync(o.out, JSON.stringify(truth, null, 2) + '\n');
 const summary = `${scenario}: ${truth.connections} connections (capture: ${book.connections}), ${closeWait.length} CLOSE_WAIT`
   + `${notObservable.length ? ` (${notObservable.length} not observable)` : ''}, ${truth.capture.packets} packets`;
 console.log(`fixture-truth: ${summary}`);
-if (halfClosedNotCw.length) console.log(`fixture-truth: info: ${halfClosedNotCw.length} connection(s) half-closed in the capture but not CLOSE-WAIT in ss: ${halfClosedNotCw.slice(0, 5).join(', ')}${halfClosedNotCw.length > 5 ? ', ...' : ''}`);
+if (halfClosedNotCw.length) {
+  const l = halfClosedNotCw.map((c) => `${c.stuck}>${c.peer}`);
+  console.log(`fixture-truth: info: ${l.length} connection(s) half-closed in the capture but not CLOSE-WAIT in ss: ${l.slice(0, 5).join(', ')}${l.length > 5 ? ', ...' : ''}`);
+}
 if (problems.length) {
   for (const p of problems) console.error(`fixture-truth: ERROR: ${p}`);
   process.exit(1);

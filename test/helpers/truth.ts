@@ -30,6 +30,10 @@ export interface Truth {
   truncatedAtByte?: number;
   /** CLOSE-WAIT sockets the capture cannot show (no packet, or the peer FIN predates the capture) */
   closeWaitNotObservable?: Array<TruthPair & { packets: number; reason: string }>;
+  /** rotated sets: file index of each stuck connection's handshake and peer FIN */
+  closeWaitFiles?: Array<TruthPair & { synFile: number | null; peerFinFile: number | null }>;
+  /** connections that look half-closed in the capture but are NOT in CLOSE_WAIT (mid-stream) */
+  closeWaitLookalikes?: Array<TruthPair & { reason: string }>;
   capture?: {
     format: 'pcap' | 'pcapng';
     gzip: boolean;
