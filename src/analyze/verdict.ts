@@ -54,5 +54,10 @@ export function uncertainty(connection: Connection, stuck: 0 | 1): string | null
   const reasons: string[] = [];
   if (self.ackedUnseen || peer.ackedUnseen) reasons.push('an ACK covers data the capture never showed (packets missing)');
   if (connection.spansGap) reasons.push('the inputs have a gap in time while this connection was open');
+  // Mid-stream, a side silent until the peer's FIN may have sent its own FIN before the capture began:
+  // then the peer's FIN was the second one and this side is in TIME_WAIT. The wire looks the same.
+  if (!connection.a.synSeen && !connection.b.synSeen && !(self.packets > 0 && self.firstTime < peer.finTime)) {
+    reasons.push('the capture started mid-connection and this side sent nothing before the peer\'s FIN: it may have closed before the capture began');
+  }
   return reasons.length ? reasons.join('; ') : null;
 }

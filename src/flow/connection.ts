@@ -38,6 +38,7 @@ export class Endpoint {
   ackedUnseen = false;
   /** Highest acknowledgement number this side sent, relative to the other side's seqBase. */
   highestAck = 0;
+  firstTime = -1;
   lastTime = -1;
 }
 

@@ -209,6 +209,7 @@ export class ConnectionTracker {
   }
 
   private touch(connection: Connection, sender: Endpoint, time: number, input: number, frame: number): void {
+    if (sender.packets === 0) sender.firstTime = time;
     sender.packets++;
     sender.lastTime = time;
     connection.lastTime = time;

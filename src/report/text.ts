@@ -55,7 +55,7 @@ export function renderText(report: Report, options: TextOptions): string {
     const shown = report.findings.slice(0, options.top);
     const rows = shown.map((f) => findingRow(f, report, c));
     lines.push(...table(['stuck side', 'server', 'client', 'stuck for', 'peer FIN at', 'evidence (input:frame)'], rows, visible).map((l, i) => (i === 0 ? c.dim(l) : l)));
-    if (report.findings.length > shown.length) lines.push(c.dim(`… ${plural(report.findings.length - shown.length, 'more')} (use --all or --top N)`));
+    if (report.findings.length > shown.length) lines.push(c.dim(`… ${(report.findings.length - shown.length).toLocaleString('en-US')} more (use --all or --top N)`));
   }
 
   const problems = [...report.inputs.filter((i) => i.error).map((i) => `${i.path}: ${i.error}`), ...report.warnings];
