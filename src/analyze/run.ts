@@ -29,6 +29,8 @@ export interface AnalyzeOptions {
 
 export const DEFAULT_MAX_CONNECTIONS = 1_000_000;
 const DEFAULT_LINGER_SECONDS = 120;
+/** Distinct server endpoints reported one by one; the rest are summed in a row with ip '*'. */
+const MAX_SERVER_ENTRIES = 10_000;
 
 type ServerTally = ServerSummary;
 
@@ -44,10 +46,13 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
   const skipped: SkippedCounts = { unsupportedLink: 0, notIp: 0, notTcp: 0, fragment: 0, truncated: 0, badHeader: 0 };
   const totals = { packets: 0, tcpPackets: 0, reset: 0, closed: 0 };
 
+  // Scans and floods touch endless (address, port) pairs: past the cap they share one row.
+  const otherServers: ServerTally = { ip: '*', port: 0, connections: 0, closeWait: 0, closeWaitServerSide: 0, closeWaitClientSide: 0, reset: 0, closed: 0, openAtEnd: 0, oldestStuckSeconds: null };
   const tally = (connection: Connection): ServerTally => {
     const serverSide = connection.clientSide === 0 ? 1 : 0;
     const key = endpointKey(connection, serverSide);
     let entry = servers.get(key);
+    if (!entry && servers.size >= MAX_SERVER_ENTRIES) entry = otherServers;
     if (!entry) {
       const ref = endpointRef(connection, serverSide);
       entry = { ip: ref.ip, port: ref.port, connections: 0, closeWait: 0, closeWaitServerSide: 0, closeWaitClientSide: 0, reset: 0, closed: 0, openAtEnd: 0, oldestStuckSeconds: null };
@@ -165,6 +170,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
   const unread = ordered.length - summaries.length;
   if (unread > 0) warnings.push(`interrupted: ${unread} of ${ordered.length} inputs not read; the report covers only what was read before the stop`);
 
+  if (otherServers.connections > 0) servers.set('*', otherServers);
   const serverList = [...servers.values()].sort((x, y) => y.closeWait - x.closeWait || y.connections - x.connections || compareRefs(x, y));
   const countSide = (side: 'server' | 'client') => findings.filter((f) => f.stuckSide === side).length;
   return {

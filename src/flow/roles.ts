@@ -6,6 +6,8 @@ import type { Connection, RoleReason } from './connection.js';
  * plan gives: --port, a side known to accept connections elsewhere in the capture, a side that talks
  * to many peers, else the lower port.
  */
+const MAX_MIDSTREAM_ENDPOINTS = 200_000;
+
 export class RoleResolver {
   /** Endpoints seen answering a SYN: they listen. */
   private readonly listeners = new Set<string>();
@@ -19,6 +21,8 @@ export class RoleResolver {
   }
 
   noteMidstream(connection: Connection): void {
+    // A flood of mid-stream junk must not grow this without bound: past the cap, stop counting.
+    if (this.midstreamPeers.size >= MAX_MIDSTREAM_ENDPOINTS) return;
     for (const side of [0, 1] as const) {
       const key = endpointKey(connection, side);
       this.midstreamPeers.set(key, (this.midstreamPeers.get(key) ?? 0) + 1);
