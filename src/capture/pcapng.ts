@@ -111,9 +111,9 @@ export class PcapngParser extends FramedParser implements CaptureParser {
       case BLOCK.interfaceDescription:
         return this.interfaceDescription(buf, offset, length, unitStart);
       case BLOCK.enhancedPacket:
-        return this.packet(buf, offset, length, unitStart, this.u32(buf, offset + EPB_INTERFACE), EPB_DATA);
+        return this.packet(buf, offset, length, unitStart, length >= EPB_DATA ? this.u32(buf, offset + EPB_INTERFACE) : 0, EPB_DATA);
       case BLOCK.obsoletePacket:
-        return this.packet(buf, offset, length, unitStart, this.u16(buf, offset + OPB_INTERFACE), EPB_DATA);
+        return this.packet(buf, offset, length, unitStart, length >= EPB_DATA ? this.u16(buf, offset + OPB_INTERFACE) : 0, EPB_DATA);
       case BLOCK.simplePacket:
         return this.simplePacket(buf, offset, length, unitStart);
       default:
@@ -130,13 +130,13 @@ export class PcapngParser extends FramedParser implements CaptureParser {
   }
 
   private sectionHeader(buf: Buffer, offset: number, length: number, unitStart: number): void {
+    if (length < 28) throw formatError(`pcapng section header is ${length} bytes, shorter than its fixed fields`, unitStart);
     const major = this.u16(buf, offset + SHB_MAJOR);
     const minor = this.u16(buf, offset + SHB_MINOR);
     // 1.0 is the format; 1.2 was written by some old tools and is read the same way.
     if (major !== 1 || (minor !== 0 && minor !== 2)) {
       throw formatError(`unsupported pcapng section version ${major}.${minor}`, unitStart + SHB_MAJOR);
     }
-    if (length < 28) throw formatError(`pcapng section header is ${length} bytes, shorter than its fixed fields`, unitStart);
     this.sections++;
     this.interfaces = []; // Interface ids are numbered per section.
   }
@@ -172,6 +172,7 @@ export class PcapngParser extends FramedParser implements CaptureParser {
   }
 
   private packet(buf: Buffer, offset: number, length: number, unitStart: number, interfaceId: number, dataAt: number): void {
+    if (length < dataAt + BLOCK_TRAILER_BYTES) throw formatError(`pcapng packet block is ${length} bytes, shorter than its fixed fields`, unitStart);
     const room = length - dataAt - BLOCK_TRAILER_BYTES;
     const caplen = this.u32(buf, offset + EPB_CAPLEN);
     if (room < 0 || caplen > room) {
@@ -189,6 +190,7 @@ export class PcapngParser extends FramedParser implements CaptureParser {
   }
 
   private simplePacket(buf: Buffer, offset: number, length: number, unitStart: number): void {
+    if (length < SPB_DATA + BLOCK_TRAILER_BYTES) throw formatError(`pcapng simple packet block is ${length} bytes, shorter than its fixed fields`, unitStart);
     const iface = this.interfaces[0];
     this.record.frame++;
     if (!iface) {
