@@ -19,6 +19,8 @@ export class Endpoint {
   retransmittedBytes = 0;
   synSeen = false;
   isn = 0;
+  /** SYNs (or SYN-ACKs) sent again with the same ISN: the handshake stalled. */
+  synRetransmits = 0;
   synAckSeen = false;
   synTime = -1;
   synFrame: FrameRef | null = null;

@@ -141,6 +141,7 @@ export class ConnectionTracker {
 
     if (flags & TCP_FLAG.SYN) {
       if (!sender.synSeen || sender.isn !== seg.seq) this.recordSyn(connection, sender, seg.seq, time, { input, frame }, side);
+      else sender.synRetransmits++;
       if (flags & TCP_FLAG.ACK && !sender.synAckSeen) {
         sender.synAckSeen = true;
         this.roles.noteListener(connection, side);
