@@ -36,8 +36,9 @@ export abstract class FramedParser {
   push(chunk: Buffer): void {
     let pos = this.carried > 0 ? this.completeCarried(chunk) : 0;
     if (this.carried > 0) return;
-    const peek = this.peekBytes;
-    while (chunk.length - pos >= peek) {
+    // peekBytes changes once the file header is read (24 -> 16 for pcap): ask again for every unit,
+    // or a short record right after the header would wait for a chunk that never comes.
+    while (chunk.length - pos >= this.peekBytes) {
       const length = this.unitLength(chunk, pos, this.consumed);
       if (length > chunk.length - pos) break;
       this.unit(chunk, pos, length, this.consumed);
