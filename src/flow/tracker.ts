@@ -158,7 +158,8 @@ export class ConnectionTracker {
     }
     const end = seqDiff(dataStart + seg.payloadLength, sender.seqBase);
     if (seg.payloadLength > 0 && end <= sender.bytesSent) sender.retransmittedBytes += seg.payloadLength;
-    if (end > sender.bytesSent) sender.bytesSent = end;
+    // Only payload moves it: a bare ACK after our FIN carries seq FIN + 1, which is not a byte sent.
+    if (seg.payloadLength > 0 && end > sender.bytesSent) sender.bytesSent = end;
 
     if (flags & TCP_FLAG.ACK) this.onAck(sender, receiver, seg.ack, time, input, frame);
     if (flags & TCP_FLAG.FIN) this.onFin(sender, (dataStart + seg.payloadLength) >>> 0, time, input, frame);
