@@ -46,6 +46,8 @@ export interface ReadOptions {
 
 const GZIP_MAGIC_0 = 0x1f;
 const GZIP_MAGIC_1 = 0x8b;
+/** Bytes needed to tell pcap from pcapng (and a byte order from another). */
+const MAGIC_BYTES = 4;
 const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
 
 /** True when the first bytes are a capture format we read, plain or gzip'd. */
@@ -80,21 +82,31 @@ export async function readCapture(source: InputSource, sink: RecordSink, options
   // A pipe can stay silent for ever (tcpdump with nothing to capture): an abort must not wait for the next chunk.
   const stopStream = () => source.stream?.destroy();
   if (source.stream) options.signal?.addEventListener('abort', stopStream, { once: true });
+  // A pipe may hand over fewer bytes than a magic number at first: gather them (a copy, since file
+  // chunks share one buffer) until the format can be told.
+  let head: Buffer | null = null;
   try {
     for await (const chunk of decompressedChunks(source, summary, options)) {
+      let bytes = chunk;
       if (!parser) {
-        if (chunk.length === 0) continue;
-        parser = parserFor(chunk, counting);
+        bytes = head ? Buffer.concat([head, chunk]) : chunk;
+        if (bytes.length < MAGIC_BYTES) {
+          head = Buffer.from(bytes);
+          continue;
+        }
+        head = null;
+        parser = parserFor(bytes, counting);
         summary.format = parser.format;
       }
-      parser.push(chunk);
-      summary.bytes += chunk.length;
+      parser.push(bytes);
+      summary.bytes += bytes.length;
       if (options.signal?.aborted) {
         markInterrupted(summary);
         break;
       }
     }
     if (options.signal?.aborted && !summary.truncated) markInterrupted(summary);
+    if (!parser && head && !summary.truncated) parserFor(head, counting); // throws: too short for any capture header
     if (!parser) {
       summary.error = summary.truncated ? 'interrupted before any capture header arrived' : 'empty file: no capture header';
     } else if (!summary.truncated) {
@@ -144,7 +156,7 @@ function markCut(summary: InputSummary, what: string, byteOffset: number): void 
 }
 
 function parserFor(head: Buffer, sink: RecordSink): CaptureParser {
-  if (head.length < 4) throw new CaptureFormatError(`file is only ${head.length} bytes, too short for a capture header`, 0);
+  if (head.length < MAGIC_BYTES) throw new CaptureFormatError(`file is only ${head.length} bytes, too short for a capture header`, 0);
   const magic = head.readUInt32LE(0);
   if (magic === PCAPNG_SHB_MAGIC) return new PcapngParser(sink);
   if (isPcapMagic(magic)) return new PcapParser(sink);
@@ -201,10 +213,15 @@ async function* fileChunks(path: string, options: ReadOptions): AsyncGenerator<B
 
 async function* streamChunks(stream: Readable, summary: InputSummary, options: ReadOptions): AsyncGenerator<Buffer> {
   const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  const head = await iterator.next();
-  if (head.done) return;
+  let first: Buffer = Buffer.alloc(0);
+  // The gzip magic is two bytes: a first chunk of one byte must not hide it.
+  while (first.length < 2) {
+    const next = await iterator.next();
+    if (next.done) break;
+    first = first.length === 0 ? next.value : Buffer.concat([first, next.value]);
+  }
+  if (first.length === 0) return;
   const rest: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => iterator };
-  const first = head.value;
   let compressedBytes = first.length;
   if (first.length >= 2 && first[0] === GZIP_MAGIC_0 && first[1] === GZIP_MAGIC_1) {
     summary.compressed = true;

@@ -30,6 +30,12 @@ const ETHERNET_TYPE = 12;
 const VLAN_TAG = 4;
 /** Tags stacked deeper than this are crafted; real networks use two at most. */
 const MAX_VLAN_TAGS = 8;
+/** A type field this small is an IEEE 802.3 length: an LLC header follows. */
+const MAX_8023_LENGTH = 1500;
+const LLC_SAP_SNAP = 0xaa;
+const LLC_CONTROL_UI = 0x03;
+/** DSAP, SSAP, control, 3-byte OUI, ethertype. */
+const LLC_SNAP_HEADER = 8;
 
 const SLL_HEADER = 16;
 const SLL_PROTOCOL = 14;
@@ -87,7 +93,17 @@ function decodeEthernet(buf: Buffer, offset: number, end: number, out: TcpSegmen
     if (typeAt + 2 > end) return DecodeStatus.truncated;
     type = buf.readUInt16BE(typeAt);
   }
+  if (type <= MAX_8023_LENGTH) return decodeLlcSnap(buf, typeAt + 2, end, out);
   return decodeEthertype(type, buf, typeAt + 2, end, out);
+}
+
+/** IEEE 802.3 frame (a length where the type would be): IP rides in an LLC/SNAP header carrying an ethertype. */
+function decodeLlcSnap(buf: Buffer, at: number, end: number, out: TcpSegment): DecodeStatus {
+  if (end - at < LLC_SNAP_HEADER) return DecodeStatus.truncated;
+  const isSnap = buf[at] === LLC_SAP_SNAP && buf[at + 1] === LLC_SAP_SNAP && buf[at + 2] === LLC_CONTROL_UI;
+  // A non-zero OUI names a vendor's protocol ids, not ethertypes.
+  if (!isSnap || buf[at + 3] !== 0 || buf[at + 4] !== 0 || buf[at + 5] !== 0) return DecodeStatus.notIp;
+  return decodeEthertype(buf.readUInt16BE(at + 6), buf, at + LLC_SNAP_HEADER, end, out);
 }
 
 function decodeByEthertype(buf: Buffer, typeOffset: number, offset: number, headerLength: number, end: number, out: TcpSegment): DecodeStatus {
