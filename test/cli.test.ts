@@ -1,8 +1,8 @@
-import { createReadStream, existsSync, readdirSync, readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { runProgram, type ProgramIo } from '../src/cli/program.js';
 
 const INCIDENT = 'fixtures/incident.pcap';
@@ -25,7 +25,13 @@ async function cli(args: string[], options: { stdin?: Readable; tty?: boolean; e
   return { code, stdout: stdout.text, stderr: stderr.text };
 }
 
-const scratch = () => mkdtempSync(join(tmpdir(), 'closewait-cli-'));
+const scratchDirs: string[] = [];
+const scratch = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'closewait-cli-'));
+  scratchDirs.push(dir);
+  return dir;
+};
+afterAll(() => scratchDirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 const truthOf = (name: string) => JSON.parse(readFileSync(`fixtures/${name}.truth.json`, 'utf8')) as { closeWait: unknown[]; connections: number };
 
 describe('closewait analyze (in-process)', () => {

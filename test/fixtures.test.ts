@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -93,6 +93,7 @@ describe('a rotated set is one capture', () => {
       else copyFileSync(join(FIXTURES, file), join(dir, file));
     });
     const report = await analyze([...readdirSync(dir)].sort().map((f) => join(dir, f)));
+    rmSync(dir, { recursive: true, force: true });
     expect(stuck(report)).toEqual(expectedStuckSet(truth));
     expect(report.summary.connections).toBe(truth.connections);
     expect(report.inputs.filter((i) => i.compressed)).toHaveLength(2);
