@@ -45,25 +45,23 @@ interface Interface {
   linkType: number;
   /** Timestamp units per second (10^6 unless if_tsresol says otherwise). */
   unitsPerSecond: number;
+  /** nanoseconds = floor(units within the second * nanosMultiplier / nanosDivisor), exact in doubles */
+  nanosMultiplier: number;
+  nanosDivisor: number;
   fractionDigits: number;
   offsetSeconds: number;
 }
 
 const TWO_POW_32 = 4294967296;
-const TWO_POW_16 = 65536;
+/** Long division of a 64-bit count by bytes stays exact while (divisor - 1) * 256 + 255 < 2^53. */
+const MAX_EXACT_BYTEWISE_DIVISOR = 2 ** 45;
+/** 10^9 = 5^9 * 2^9: multiplying by 5^9 alone keeps a 2^-N remainder (N <= 32) below 2^53. */
+const FIVE_POW_9 = 1_953_125;
 
-/** The 16-bit limbs of a 64-bit value, most significant first. */
-function limb(high: number, low: number, index: number): number {
-  switch (index) {
-    case 0:
-      return high >>> 16;
-    case 1:
-      return high & 0xffff;
-    case 2:
-      return low >>> 16;
-    default:
-      return low & 0xffff;
-  }
+/** Byte `index` (0 = most significant) of the 64-bit value high:low. */
+function byteOf(high: number, low: number, index: number): number {
+  const word = index < 4 ? high : low;
+  return (word >>> (24 - 8 * (index & 3))) & 0xff;
 }
 
 export class PcapngParser extends FramedParser implements CaptureParser {
@@ -143,7 +141,7 @@ export class PcapngParser extends FramedParser implements CaptureParser {
 
   private interfaceDescription(buf: Buffer, offset: number, length: number, unitStart: number): void {
     if (length < IDB_OPTIONS + BLOCK_TRAILER_BYTES) throw formatError(`pcapng interface block is ${length} bytes, shorter than its fixed fields`, unitStart);
-    const iface: Interface = { linkType: this.u16(buf, offset + IDB_LINKTYPE), unitsPerSecond: 1e6, fractionDigits: 6, offsetSeconds: 0 };
+    const iface: Interface = { linkType: this.u16(buf, offset + IDB_LINKTYPE), unitsPerSecond: 1e6, nanosMultiplier: 1000, nanosDivisor: 1, fractionDigits: 6, offsetSeconds: 0 };
     const end = offset + length - BLOCK_TRAILER_BYTES;
     let at = offset + IDB_OPTIONS;
     while (at + 4 <= end) {
@@ -152,7 +150,7 @@ export class PcapngParser extends FramedParser implements CaptureParser {
       if (code === OPT_END) break;
       if (at + 4 + optionLength > end) throw formatError(`pcapng interface option ${code} of length ${optionLength} runs past its block`, unitStart + (at - offset));
       if (code === OPT_IF_TSRESOL && optionLength >= 1) this.setResolution(iface, buf[at + 4]!);
-      if (code === OPT_IF_TSOFFSET && optionLength >= 8) iface.offsetSeconds = this.u32(buf, at + (this.littleEndian ? 8 : 4)) * TWO_POW_32 + this.u32(buf, at + (this.littleEndian ? 4 : 8));
+      if (code === OPT_IF_TSOFFSET && optionLength >= 8) iface.offsetSeconds = this.i32(buf, at + (this.littleEndian ? 8 : 4)) * TWO_POW_32 + this.u32(buf, at + (this.littleEndian ? 4 : 8));
       at += 4 + ((optionLength + 3) & ~3);
     }
     this.interfaces.push(iface);
@@ -163,11 +161,18 @@ export class PcapngParser extends FramedParser implements CaptureParser {
   private setResolution(iface: Interface, tsresol: number): void {
     const exponent = tsresol & 0x7f;
     if (tsresol & 0x80) {
-      iface.unitsPerSecond = 2 ** Math.min(exponent, 62);
-      iface.fractionDigits = Math.min(9, Math.ceil(exponent * Math.log10(2)));
+      const bits = Math.min(exponent, 62);
+      iface.unitsPerSecond = 2 ** bits;
+      iface.fractionDigits = Math.min(9, Math.ceil(bits * Math.log10(2)));
+      // Dividing by a power of two is exact; only the product must stay below 2^53.
+      iface.nanosMultiplier = bits <= 9 ? 1e9 : FIVE_POW_9;
+      iface.nanosDivisor = bits <= 9 ? iface.unitsPerSecond : 2 ** (bits - 9);
     } else {
-      iface.unitsPerSecond = 10 ** Math.min(exponent, 18);
-      iface.fractionDigits = Math.min(9, exponent);
+      const digits = Math.min(exponent, 18);
+      iface.unitsPerSecond = 10 ** digits;
+      iface.fractionDigits = Math.min(9, digits);
+      iface.nanosMultiplier = digits <= 9 ? 10 ** (9 - digits) : 1;
+      iface.nanosDivisor = digits <= 9 ? 1 : 10 ** (digits - 9);
     }
   }
 
@@ -220,30 +225,35 @@ export class PcapngParser extends FramedParser implements CaptureParser {
     let seconds: number;
     let remainder: number;
     if (high < 0x200000) {
-      const units = high * TWO_POW_32 + low; // below 2^53: exact
+      const units = high * TWO_POW_32 + low; // below 2^53: exact, and so is the floor of the quotient
       seconds = Math.floor(units / perSecond);
       remainder = units - seconds * perSecond;
-    } else if (perSecond <= 2 ** 36) {
-      // Long division by 16-bit limbs keeps every intermediate below 2^53.
+    } else if (perSecond <= MAX_EXACT_BYTEWISE_DIVISOR) {
+      // Long division, a byte at a time, keeps every intermediate below 2^53.
       seconds = 0;
       remainder = 0;
-      for (let i = 0; i < 4; i++) {
-        const value = remainder * TWO_POW_16 + limb(high, low, i);
+      for (let i = 0; i < 8; i++) {
+        const value = remainder * 256 + byteOf(high, low, i);
         const q = Math.floor(value / perSecond);
         remainder = value - q * perSecond;
-        seconds = seconds * TWO_POW_16 + q;
+        seconds = seconds * 256 + q;
       }
     } else {
+      // Femtoseconds and finer: nothing real writes them; the nearest double will do.
       const units = high * TWO_POW_32 + low;
       seconds = Math.floor(units / perSecond);
       remainder = Math.max(0, units - seconds * perSecond);
     }
     this.record.seconds = seconds + iface.offsetSeconds;
-    this.record.nanos = Math.min(999_999_999, Math.floor(remainder * (1e9 / perSecond)));
+    this.record.nanos = Math.min(999_999_999, Math.floor((remainder * iface.nanosMultiplier) / iface.nanosDivisor));
   }
 
   private u32(buf: Buffer, at: number): number {
     return this.littleEndian ? buf.readUInt32LE(at) : buf.readUInt32BE(at);
+  }
+
+  private i32(buf: Buffer, at: number): number {
+    return this.littleEndian ? buf.readInt32LE(at) : buf.readInt32BE(at);
   }
 
   private u16(buf: Buffer, at: number): number {
