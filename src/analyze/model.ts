@@ -20,6 +20,15 @@ export type TcpState =
   | 'SYN_SENT' | 'SYN_RECEIVED' | 'ESTABLISHED' | 'FIN_WAIT_1' | 'FIN_WAIT_2' | 'CLOSING' | 'TIME_WAIT'
   | 'CLOSE_WAIT' | 'LAST_ACK' | 'CLOSED' | 'UNKNOWN';
 
+/**
+ * What a stuck connection looks like, which points at the code path that leaked it:
+ * - probe: the stuck server side carried no payload either way (connect, then FIN: health checks, port probes);
+ * - unanswered-request: the client sent bytes the server ACKed and never answered (the application never read the socket);
+ * - answered-not-closed: the server answered, then never closed;
+ * - client-not-closed: the server closed first and the client never did (connection pools, HTTP clients).
+ */
+export type FindingFamily = 'probe' | 'unanswered-request' | 'answered-not-closed' | 'client-not-closed';
+
 export interface Finding {
   kind: 'close-wait';
   /** Which side never closed: the accepting side ("server") or the connecting side ("client"). */
@@ -45,6 +54,7 @@ export interface Finding {
   uncertain: string | null;
   /** New SYNs from the client's port that hit this connection while it was stuck. */
   reconnectAttempts: number;
+  family: FindingFamily;
   evidence: {
     firstPacket: FrameEvidence;
     peerFin: FrameEvidence;
@@ -68,6 +78,82 @@ export interface ServerSummary {
   /** Connections still open (not stuck) at the end of the capture. */
   openAtEnd: number;
   oldestStuckSeconds: number | null;
+  /** The client of the connection stuck longest, or null. */
+  oldestStuckClient: EndpointRef | null;
+  /** Peer-FIN time of the first connection that got stuck, or null. */
+  onsetTime: string | null;
+  /** First and last stuck peer FIN: when the leak was happening. */
+  leakWindow: [string, string] | null;
+  /** Connections that got stuck per minute inside the leak window (null with fewer than 2 or a zero-length window). */
+  stuckPerMinute: number | null;
+  /** Stuck connections by family. */
+  stuckByFamily: Record<FindingFamily, number>;
+  /** For connections that did close: from the peer's FIN to this server's FIN (or RST). */
+  slowClose: SlowClose | null;
+  /** Connections ended by a client's RST after its new SYN hit this tuple in CLOSE_WAIT (challenge ACK). */
+  reconnectsIntoCloseWait: number;
+  /** Client SYNs never answered by a SYN-ACK or RST (at least a second before the capture ended). */
+  unansweredSyns: number;
+  /** SYN-ACKs sent again with the same sequence number: the handshake's last ACK was not taken. */
+  synAckRetransmits: number;
+}
+
+export interface SlowClose {
+  /** Closes measured (a bounded sample when there are many). */
+  count: number;
+  p50Seconds: number;
+  p95Seconds: number;
+  maxSeconds: number;
+}
+
+/** A client that connects at a regular interval without sending anything (a health check or probe). */
+export interface ProbePattern {
+  kind: 'periodic-probe';
+  server: EndpointRef;
+  clients: string[];
+  /** Median gap between the probe connections' starts. */
+  intervalSeconds: number;
+  /** Spread of those gaps: the interquartile range over the median (0 = perfectly regular). */
+  intervalSpread: number;
+  /** Payload-free connections from these clients to this server. */
+  connections: number;
+  /** Of them, stuck in CLOSE_WAIT at the end. */
+  stuck: number;
+  /** Of them, started inside the server's leak window. */
+  inLeakWindow: number;
+}
+
+export type DiagnosisKind =
+  | 'periodic-probe'
+  | 'probe'
+  | 'unanswered-request'
+  | 'answered-not-closed'
+  | 'client-not-closed'
+  | 'reconnect-into-close-wait'
+  | 'slow-close'
+  | 'listen-backlog';
+
+/** One finding of the diagnosis: a family of evidence on one server, in a sentence, with a hint. */
+export interface DiagnosisItem {
+  kind: DiagnosisKind;
+  server: EndpointRef;
+  /** One factual sentence. */
+  summary: string;
+  /** Where to look; null when the evidence does not point anywhere in particular. */
+  hint: string | null;
+  /** Connections this item is about. */
+  connections: number;
+  clientBytes: number;
+  serverBytes: number;
+  /** Why this might be wrong (packets missing, too recent), or null. */
+  uncertain: string | null;
+}
+
+/** Open CLOSE_WAIT connections of one server at the end of one time bucket. */
+export interface TimelinePoint {
+  time: string;
+  server: EndpointRef;
+  closeWait: number;
 }
 
 export interface InputReport {
@@ -125,5 +211,11 @@ export interface Report {
   summary: Summary;
   findings: Finding[];
   servers: ServerSummary[];
+  /** Recurring patterns behind the findings (periodic probes). */
+  patterns: ProbePattern[];
+  /** The diagnosis: what the evidence says, one item per family and server, most important first. */
+  diagnosis: DiagnosisItem[];
+  /** Open CLOSE_WAIT over capture time per server with stuck connections (at most 60 buckets). */
+  timeline: TimelinePoint[];
   warnings: string[];
 }

@@ -11,6 +11,7 @@ import { closeWaitSide, endpointState, uncertainty } from './verdict.js';
 import { TimeBase } from './time.js';
 import { checkBoundary, missingRotations, type Discontinuity } from './continuity.js';
 import { VERSION } from '../version.js';
+import { DiagnosisCollector, findingFamily, type ServerTally } from './diagnosis.js';
 
 export interface AnalyzeOptions {
   /** Server ports: only connections on them are analysed, and they decide roles without a handshake. */
@@ -31,8 +32,6 @@ export const DEFAULT_MAX_CONNECTIONS = 1_000_000;
 const DEFAULT_LINGER_SECONDS = 120;
 /** Distinct server endpoints reported one by one; the rest are summed in a row with ip '*'. */
 const MAX_SERVER_ENTRIES = 10_000;
-
-type ServerTally = ServerSummary;
 
 /**
  * Reads the inputs as one capture (in order of their first packet), follows every TCP connection
@@ -75,12 +74,14 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
     return false;
   };
 
+  const diagnosis = new DiagnosisCollector();
   const tracker = new ConnectionTracker({
     maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
     lingerNanos: (options.lingerSeconds ?? DEFAULT_LINGER_SECONDS) * 1e9,
     ports,
     onRelease: (connection: Connection) => {
       countEnded(connection, tally(connection));
+      diagnosis.observe(connection, Number.POSITIVE_INFINITY);
     },
   });
 
@@ -140,6 +141,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
   for (const connection of tracker.live()) {
     tracker.roles.resolve(connection);
     const entry = tally(connection);
+    diagnosis.observe(connection, endTime);
     if (countEnded(connection, entry) || connection.superseded) continue;
     const stuck = closeWaitSide(connection);
     if (stuck === -1) {
@@ -173,6 +175,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
   if (otherServers.connections > 0) servers.set('*', otherServers);
   const serverList = [...servers.values()].sort((x, y) => y.closeWait - x.closeWait || y.connections - x.connections || compareRefs(x, y));
   const countSide = (side: 'server' | 'client') => findings.filter((f) => f.stuckSide === side).length;
+  const diagnosed = diagnosis.finish({ findings, servers: serverList, time, captureStart, captureEnd });
   return {
     schemaVersion: SCHEMA_VERSION,
     tool: { name: 'closewait', version: VERSION },
@@ -199,7 +202,10 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
       minAgeSeconds: minAge,
     },
     findings,
-    servers: serverList,
+    servers: diagnosed.servers,
+    patterns: diagnosed.patterns,
+    diagnosis: diagnosed.diagnosis,
+    timeline: diagnosed.timeline,
     warnings,
   };
 }
@@ -226,6 +232,7 @@ function describeFinding(connection: Connection, stuck: 0 | 1, time: TimeBase, e
     serverBytes: connection.endpoint(serverSide).bytesSent,
     uncertain: uncertainty(connection, stuck),
     reconnectAttempts: connection.synsIntoOpen,
+    family: findingFamily(connection, stuck === serverSide ? 'server' : 'client'),
     evidence: {
       firstPacket: connection.firstFrame,
       peerFin: peer.finFrame!,

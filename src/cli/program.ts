@@ -7,6 +7,9 @@ import type { Report } from '../analyze/model.js';
 import { expandInputs } from '../capture/inputs.js';
 import { renderJson } from '../report/json.js';
 import { renderText } from '../report/text.js';
+import { renderMarkdown } from '../report/markdown.js';
+import { renderHtml, renderHtmlReports } from '../report/html.js';
+import { renderCsv, renderCsvRows } from '../report/csv.js';
 import { VERSION } from '../version.js';
 import { parseDuration } from './duration.js';
 import { ProgressLine } from './progress.js';
@@ -24,9 +27,9 @@ export interface ProgramIo {
 
 export const EXIT = { ok: 0, findings: 1, usage: 2 } as const;
 
-const FORMATS = ['text', 'json'] as const;
+const FORMATS = ['text', 'json', 'markdown', 'html', 'csv'] as const;
 type Format = (typeof FORMATS)[number];
-const FORMAT_BY_EXTENSION: Record<string, Format> = { '.json': 'json', '.txt': 'text' };
+const FORMAT_BY_EXTENSION: Record<string, Format> = { '.json': 'json', '.txt': 'text', '.md': 'markdown', '.html': 'html', '.htm': 'html', '.csv': 'csv' };
 
 interface AnalyzeFlags {
   port?: number[];
@@ -157,6 +160,12 @@ async function totalBytes(paths: readonly string[]): Promise<number> {
 /** --separate: the archive summary first, then each input's own report. */
 function renderArchive(archive: ArchiveReport, format: Format, options: { color: boolean; top: number }): string {
   if (format === 'json') return `${JSON.stringify(archive, null, 2)}\n`;
+  if (format === 'csv') return renderCsvRows(archive.reports);
+  if (format === 'html') {
+    const header = ['input', 'packets', 'connections', 'CLOSE_WAIT', 'servers with stuck connections'];
+    const rows = archive.archive.map((e) => [e.path, String(e.packets), String(e.connections), e.readable ? String(e.closeWait) : 'unreadable', e.servers.join(', ') || '-']);
+    return renderHtmlReports(archive.reports, `closewait archive summary: ${archive.summary.inputsWithCloseWait} of ${archive.summary.inputs} inputs with connections stuck in CLOSE_WAIT`, rows, header);
+  }
   const sections = archive.reports.map((report) => render(report, format, options));
   return [renderArchiveSummary(archive, format), ...sections].join('\n');
 }
@@ -167,6 +176,12 @@ function render(report: Report, format: Format, options: { color: boolean; top: 
       return renderJson(report);
     case 'text':
       return renderText(report, options);
+    case 'markdown':
+      return renderMarkdown(report, { top: options.top });
+    case 'html':
+      return renderHtml(report, { top: options.top });
+    case 'csv':
+      return renderCsv(report);
   }
 }
 

@@ -1,6 +1,7 @@
 import { Chalk } from 'chalk';
 import type { Finding, Report } from '../analyze/model.js';
 import { clock, duration, endpoint, plural, table } from './format.js';
+import { FAMILY_LABEL, SERVER_HEADER, serverCells, serverStory, shownServers, sparkline, timelineSeries, timeOfDay } from './figures.js';
 
 export interface TextOptions {
   color: boolean;
@@ -32,29 +33,46 @@ export function renderText(report: Report, options: TextOptions): string {
     lines.push(c.dim(`capture ${clock(summary.captureStartTime)} → ${clock(summary.captureEndTime)} (${duration(summary.durationSeconds)})`));
   }
 
-  const servers = report.servers.filter((s) => s.closeWait > 0 || report.servers.length <= 10).slice(0, 20);
+  const servers = shownServers(report);
   if (servers.length > 0) {
     lines.push('', c.bold('Servers'));
-    const rows = servers.map((s) => [
-      endpoint(s),
-      String(s.connections),
-      s.closeWait > 0 ? c.red(String(s.closeWait)) : '0',
-      s.closeWaitServerSide > 0 ? String(s.closeWaitServerSide) : '-',
-      s.closeWaitClientSide > 0 ? String(s.closeWaitClientSide) : '-',
-      s.oldestStuckSeconds === null ? '-' : duration(s.oldestStuckSeconds),
-      String(s.closed),
-      String(s.reset),
-      String(s.openAtEnd),
-    ]);
-    lines.push(...table(['server', 'conns', 'CLOSE_WAIT', 'server-side', 'client-side', 'oldest', 'closed', 'reset', 'open'], rows, visible).map((l, i) => (i === 0 ? c.dim(l) : l)));
+    const rows = servers.map((s) => {
+      const cells = serverCells(s);
+      if (s.closeWait > 0) cells[2] = c.red(cells[2]!);
+      return cells;
+    });
+    lines.push(...table(SERVER_HEADER, rows, visible).map((l, i) => (i === 0 ? c.dim(l) : l)));
     if (report.servers.length > servers.length) lines.push(c.dim(`… ${plural(report.servers.length - servers.length, 'more server')} without stuck connections`));
+    for (const s of servers) {
+      const story = serverStory(s);
+      if (story) lines.push(story);
+    }
+  }
+
+  if (report.diagnosis.length > 0) {
+    lines.push('', c.bold('Diagnosis'));
+    for (const item of report.diagnosis) {
+      lines.push(`${c.bold('•')} ${item.summary}`);
+      if (item.uncertain) lines.push(c.yellow(`  ? uncertain: ${item.uncertain}`));
+      if (item.hint) lines.push(c.dim(`  → ${item.hint}`));
+    }
+  }
+
+  const series = timelineSeries(report);
+  if (series.length > 0) {
+    lines.push('', c.bold('Open CLOSE_WAIT over the capture') + c.dim(` (${series[0]!.counts.length} steps of ${duration(stepSeconds(series[0]!.offsets))})`));
+    const width = Math.max(...series.map((s) => s.label.length));
+    for (const s of series) {
+      lines.push(`${s.label.padEnd(width)}  ▕${c.red(sparkline(s.counts))}▏ ${s.counts[s.counts.length - 1]}`);
+    }
+    lines.push(c.dim(`${' '.repeat(width)}   ${timeOfDay(series[0]!.times[0]!)} → ${timeOfDay(series[0]!.times[series[0]!.times.length - 1]!)}`));
   }
 
   if (report.findings.length > 0) {
     lines.push('', c.bold('Stuck connections') + c.dim(' (longest stuck first)'));
     const shown = report.findings.slice(0, options.top);
     const rows = shown.map((f) => findingRow(f, report, c));
-    lines.push(...table(['stuck side', 'server', 'client', 'stuck for', 'peer FIN at', 'evidence (input:frame)'], rows, visible).map((l, i) => (i === 0 ? c.dim(l) : l)));
+    lines.push(...table(['stuck side', 'family', 'server', 'client', 'stuck for', 'peer FIN at', 'evidence (input:frame)'], rows, visible).map((l, i) => (i === 0 ? c.dim(l) : l)));
     if (report.findings.length > shown.length) lines.push(c.dim(`… ${(report.findings.length - shown.length).toLocaleString('en-US')} more (use --all or --top N)`));
   }
 
@@ -71,10 +89,16 @@ function findingRow(f: Finding, report: Report, c: InstanceType<typeof Chalk>): 
   const uncertain = f.uncertain ? c.yellow(' ?') : '';
   return [
     (f.stuckSide === 'server' ? c.red('server') : c.magenta('client')) + uncertain,
+    FAMILY_LABEL[f.family],
     endpoint(f.server),
     endpoint(f.client),
     duration(f.stuckSeconds),
     clock(f.peerFinTime),
     `FIN ${inputName(f.evidence.peerFin.input)}#${f.evidence.peerFin.frame}, ACK ${inputName(f.evidence.peerFinAck.input)}#${f.evidence.peerFinAck.frame}`,
   ];
+}
+
+/** Width of one timeline step, from the offsets of its bucket ends. */
+function stepSeconds(offsets: readonly number[]): number {
+  return offsets.length > 1 ? offsets[1]! - offsets[0]! : offsets[0] ?? 0;
 }

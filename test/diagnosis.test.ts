@@ -1,0 +1,208 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { analyze } from '../src/analyze/run.js';
+import type { Report, ServerSummary } from '../src/analyze/model.js';
+import { DiagnosisCollector } from '../src/analyze/diagnosis.js';
+import { TimeBase } from '../src/analyze/time.js';
+import { ConnectionTracker } from '../src/flow/tracker.js';
+import { TCP_FLAG, newTcpSegment } from '../src/decode/segment.js';
+import { loadTruth } from './helpers/truth.js';
+
+const FIXTURES = 'fixtures';
+const epoch = (rfc3339: string) => {
+  const [whole, fraction = ''] = rfc3339.replace('Z', '').split('.');
+  return Date.parse(`${whole}Z`) / 1000 + Number(`0.${fraction || '0'}`);
+};
+const server = (report: Report, port = 20880): ServerSummary => report.servers.find((s) => s.port === port)!;
+/** |measured - truth| within `share` of the truth. */
+const within = (measured: number, truth: number, share = 0.05) => {
+  expect(Math.abs(measured - truth), `measured ${measured}, truth ${truth}`).toBeLessThanOrEqual(Math.abs(truth) * share);
+};
+
+interface DiagnosisTruth {
+  leakModeFrom: number;
+  leakModeTo: number;
+  onsetEpoch: number;
+  leakWindowEpoch: [number, number];
+  stuck: number;
+  stuckPerMinute: number;
+  probe: { client: string; plannedIntervalSeconds: number; connections: number; stuck: number };
+  families: Record<'probe' | 'unanswered-request' | 'answered-not-closed', number>;
+  unansweredRequestClientBytes: number;
+  answeredNotClosedClientBytes: number;
+}
+
+describe('diagnosis on a real capture with known truth (fixtures/diagnosis-probe)', async () => {
+  const truthFile = loadTruth(join(FIXTURES, 'diagnosis-probe.truth.json'));
+  const truth = (JSON.parse(readFileSync(join(FIXTURES, 'diagnosis-probe.truth.json'), 'utf8')) as { diagnosis: DiagnosisTruth }).diagnosis;
+  const report = await analyze(truthFile.files.map((f) => join(FIXTURES, f)));
+  const s = server(report);
+  const start = epoch(report.summary.captureStartTime!);
+
+  it('finds every forgotten socket and nothing else', () => {
+    expect(s.closeWait).toBe(truth.stuck);
+  });
+
+  it('onset within 5% (of its offset from the capture start)', () => {
+    within(epoch(s.onsetTime!) - start, truth.onsetEpoch - start);
+  });
+
+  it('leak window within 5%: both ends and its length', () => {
+    const [first, last] = s.leakWindow!.map(epoch) as [number, number];
+    within(first - start, truth.leakWindowEpoch[0] - start);
+    within(last - start, truth.leakWindowEpoch[1] - start);
+    within(last - first, truth.leakModeTo - truth.leakModeFrom);
+  });
+
+  it('stuck per minute within 5%', () => {
+    within(s.stuckPerMinute!, truth.stuckPerMinute);
+  });
+
+  it('probe pattern: the client, its interval within 5%, and every probe in the window left a socket', () => {
+    expect(report.patterns).toHaveLength(1);
+    const pattern = report.patterns[0]!;
+    expect(pattern.clients).toEqual([truth.probe.client]);
+    within(pattern.intervalSeconds, truth.probe.plannedIntervalSeconds);
+    expect(pattern.connections).toBe(truth.probe.connections);
+    expect(pattern.stuck).toBe(truth.probe.stuck);
+    const item = report.diagnosis.find((d) => d.kind === 'periodic-probe')!;
+    expect(item.summary).toMatch(/each probe during the leak window left one socket in CLOSE_WAIT/);
+    expect(item.hint).toMatch(/accept\(\)/);
+  });
+
+  it('splits probes, unanswered requests and answered-not-closed exactly, with byte counts', () => {
+    expect(s.stuckByFamily).toEqual({ ...truth.families, 'client-not-closed': 0 });
+    const unanswered = report.diagnosis.find((d) => d.kind === 'unanswered-request')!;
+    expect(unanswered.connections).toBe(truth.families['unanswered-request']);
+    expect(unanswered.clientBytes).toBe(truth.unansweredRequestClientBytes);
+    expect(unanswered.serverBytes).toBe(0);
+    const answered = report.diagnosis.find((d) => d.kind === 'answered-not-closed')!;
+    expect(answered.clientBytes).toBe(truth.answeredNotClosedClientBytes);
+    expect(answered.serverBytes).toBeGreaterThan(0);
+  });
+
+  it('no finding is uncertain and no listen-backlog or slow-close claim is made', () => {
+    expect(report.findings.filter((f) => f.uncertain)).toEqual([]);
+    expect(report.diagnosis.map((d) => d.kind).sort()).toEqual(['answered-not-closed', 'periodic-probe', 'unanswered-request']);
+  });
+
+  it('the timeline climbs from 0 to the stuck count inside the leak window', () => {
+    const counts = report.timeline.map((p) => p.closeWait);
+    expect(counts.length).toBeLessThanOrEqual(60);
+    expect(counts[0]).toBe(0);
+    expect(counts[counts.length - 1]).toBe(truth.stuck);
+    for (let i = 1; i < counts.length; i++) expect(counts[i]!).toBeGreaterThanOrEqual(counts[i - 1]!);
+    const firstNonZero = report.timeline.find((p) => p.closeWait > 0)!;
+    expect(epoch(firstNonZero.time)).toBeGreaterThanOrEqual(truth.onsetEpoch);
+  });
+});
+
+describe('diagnosis on the other real-kernel fixtures', () => {
+  const load = async (name: string) => analyze(loadTruth(join(FIXTURES, `${name}.truth.json`)).files.map((f) => join(FIXTURES, f)));
+
+  it('incident: the probe loop and the unanswered requests, as the truth lists them', async () => {
+    const truth = loadTruth(join(FIXTURES, 'incident.truth.json'));
+    const report = await load('incident');
+    const byPeer = (prefix: string) => truth.closeWait.filter((c) => c.peer.startsWith(prefix)).length;
+    expect(server(report).stuckByFamily.probe).toBe(byPeer('127.0.0.2:'));
+    expect(server(report).stuckByFamily['unanswered-request']).toBe(byPeer('127.0.0.3:') + byPeer('127.0.0.4:'));
+    const pattern = report.patterns[0]!;
+    expect(pattern.clients).toEqual(['127.0.0.2']);
+    within(pattern.intervalSeconds, 0.05, 0.1);
+  });
+
+  it('client-stuck: the client side family, with its own hint', async () => {
+    const report = await load('client-stuck');
+    const item = report.diagnosis.find((d) => d.kind === 'client-not-closed')!;
+    expect(item.connections).toBe(5);
+    expect(item.hint).toMatch(/pool/);
+    expect(report.findings.every((f) => f.family === 'client-not-closed')).toBe(true);
+  });
+
+  it('slow-close: p50/p95/max between 1 and 2 s, and a slow-close item without stuck connections', async () => {
+    const report = await load('slow-close');
+    const close = server(report).slowClose!;
+    expect(close.count).toBe(18);
+    expect(close.p50Seconds).toBeGreaterThanOrEqual(1);
+    expect(close.maxSeconds).toBeLessThan(2.1);
+    expect(close.p95Seconds).toBeLessThanOrEqual(close.maxSeconds);
+    expect(report.diagnosis.map((d) => d.kind)).toEqual(['slow-close']);
+  });
+
+  it('port-reuse: the SYN that hit a CLOSE_WAIT tuple is a finding of its own', async () => {
+    const report = await load('port-reuse');
+    expect(server(report).reconnectsIntoCloseWait).toBe(1);
+    const item = report.diagnosis.find((d) => d.kind === 'reconnect-into-close-wait')!;
+    expect(item.summary).toMatch(/127\.0\.0\.6:40002/);
+    expect(item.hint).toMatch(/connect delays/);
+  });
+
+  it('mid-stream: a finding without handshake stays marked uncertain in its family item', async () => {
+    const report = await load('mid-stream');
+    const client = report.diagnosis.find((d) => d.kind === 'client-not-closed');
+    expect(client?.uncertain ?? '').toMatch(/mid-connection/);
+  });
+
+  it('healthy traffic gives no diagnosis', async () => {
+    const report = await load('two-services');
+    expect(report.diagnosis.filter((d) => d.server.port === 8080)).toEqual([]);
+    expect(server(report, 8080).onsetTime).toBeNull();
+    expect(server(report, 8080).leakWindow).toBeNull();
+  });
+});
+
+describe('listen backlog on scripted exchanges', () => {
+  const { SYN, ACK } = TCP_FLAG;
+  function play(steps: [from: 'c' | 's', flags: number, seq: number, ack: number, atMs: number, clientPort: number][], endMs: number) {
+    const collector = new DiagnosisCollector();
+    const tracker = new ConnectionTracker({ maxConnections: 100, lingerNanos: 120e9, onRelease: (c) => collector.observe(c, Number.POSITIVE_INFINITY) });
+    const seg = newTcpSegment();
+    steps.forEach(([from, flags, seq, ack, atMs, port], index) => {
+      const client = [0, 0, 0xffff, 0x7f000002];
+      const serverAddress = [0, 0, 0xffff, 0x7f000001];
+      seg.src.set(from === 'c' ? client : serverAddress);
+      seg.dst.set(from === 'c' ? serverAddress : client);
+      seg.srcPort = from === 'c' ? port : 20880;
+      seg.dstPort = from === 'c' ? 20880 : port;
+      seg.flags = flags;
+      seg.seq = seq;
+      seg.ack = ack;
+      seg.payloadLength = 0;
+      tracker.onSegment(seg, atMs * 1e6, 0, index + 1);
+    });
+    const tallies = new Map<string, { ip: string; port: number; connections: number; closeWait: number; closeWaitServerSide: number; closeWaitClientSide: number; reset: number; closed: number; openAtEnd: number; oldestStuckSeconds: null }>();
+    for (const connection of tracker.live()) {
+      tracker.roles.resolve(connection);
+      collector.observe(connection, endMs * 1e6);
+      tallies.set('s', { ip: '127.0.0.1', port: 20880, connections: 0, closeWait: 0, closeWaitServerSide: 0, closeWaitClientSide: 0, reset: 0, closed: 0, openAtEnd: 0, oldestStuckSeconds: null });
+    }
+    return collector.finish({ findings: [], servers: [...tallies.values()], time: new TimeBase(1_700_000_000, 6), captureStart: 0, captureEnd: endMs * 1e6 });
+  }
+
+  it('retransmitted SYNs and SYN-ACKs are counted and explained, with the ss check', () => {
+    const result = play(
+      [
+        ['c', SYN, 100, 0, 0, 40001], // never answered, retransmitted twice
+        ['c', SYN, 100, 0, 1000, 40001],
+        ['c', SYN, 100, 0, 3000, 40001],
+        ['c', SYN, 200, 0, 10, 40002], // answered, the final ACK dropped: SYN-ACK sent again
+        ['s', SYN | ACK, 900, 201, 11, 40002],
+        ['c', ACK, 201, 901, 12, 40002],
+        ['s', SYN | ACK, 900, 201, 1011, 40002],
+      ],
+      5000,
+    );
+    expect(result.servers[0]).toMatchObject({ unansweredSyns: 3, synAckRetransmits: 1 });
+    const item = result.diagnosis.find((d) => d.kind === 'listen-backlog')!;
+    expect(item.summary).toMatch(/3 client SYNs got no answer and 1 SYN-ACK was sent again/);
+    expect(item.hint).toMatch(/ss -lnt 'sport = :20880'/);
+    expect(item.uncertain).toBeNull();
+  });
+
+  it('a SYN at the very end of the capture is not called unanswered', () => {
+    const result = play([['c', SYN, 100, 0, 4900, 40001]], 5000);
+    expect(result.servers[0]).toMatchObject({ unansweredSyns: 0, synAckRetransmits: 0 });
+    expect(result.diagnosis).toEqual([]);
+  });
+});
