@@ -243,6 +243,57 @@ describe('link layers', () => {
     expectV4Segment(decode(LINKTYPE.cHdlc, Buffer.concat([Buffer.from([0x0f, 0x00, 0x08, 0x00]), packet()])), segment);
   });
 
+  it('PPPoE sessions (over VLANs too); discovery packets are not IP', () => {
+    const session = (ppp: number, body: Buffer) => Buffer.concat([Buffer.from([0x11, 0x00, 0x0f, 0x07]), u16(body.length + 2), u16(ppp), body]);
+    expectV4Segment(decode(LINKTYPE.ethernet, ethernet(session(0x0021, packet()), 0x8864)), segment);
+    expectV4Segment(decode(LINKTYPE.ethernet, ethernet(session(0x0021, packet()), 0x8864, [0x8100, 0x8100])), segment);
+    expectV6Segment(decode(LINKTYPE.ethernet, ethernet(session(0x0057, ipv6(tcp())), 0x8864)));
+    expect(decode(LINKTYPE.ethernet, ethernet(session(0xc021, Buffer.alloc(10)), 0x8864)).status).toBe('notIp');
+    const discovery = Buffer.concat([Buffer.from([0x11, 0x09, 0x00, 0x00, 0x00, 0x04]), Buffer.alloc(4)]);
+    expect(decode(LINKTYPE.ethernet, ethernet(discovery, 0x8864)).status).toBe('notIp');
+    expect(decode(LINKTYPE.ethernet, ethernet(session(0x0021, packet()), 0x8864), 14 + 7).status).toBe('truncated');
+    expectV4Segment(decode(LINKTYPE.linuxSll, sll(session(0x0021, packet()), 0x8864)), segment);
+  });
+
+  it('MPLS label stacks over Ethernet and PPP, IP told by its version nibble', () => {
+    const label = (bottom: boolean) => Buffer.from([0x01, 0x2c, bottom ? 0x01 : 0x00, 0x40]);
+    const stack = (depth: number, body: Buffer) => Buffer.concat([...Array.from({ length: depth }, (_, i) => label(i === depth - 1)), body]);
+    expectV4Segment(decode(LINKTYPE.ethernet, ethernet(stack(1, packet()), 0x8847)), segment);
+    expectV6Segment(decode(LINKTYPE.ethernet, ethernet(stack(3, ipv6(tcp())), 0x8847, [0x8100])));
+    expectV4Segment(decode(LINKTYPE.ethernet, ethernet(stack(2, packet()), 0x8848)), segment);
+    expectV4Segment(decode(LINKTYPE.ppp, Buffer.concat([Buffer.from([0xff, 0x03, 0x02, 0x81]), stack(1, packet())])), segment);
+    // A pseudowire control word (first nibble 0) carries Ethernet, which we do not follow.
+    expect(decode(LINKTYPE.ethernet, ethernet(stack(1, Buffer.concat([Buffer.alloc(4), ethernet(packet(), ETH_IPV4)])), 0x8847)).status).toBe('notIp');
+    expect(decode(LINKTYPE.ethernet, ethernet(stack(9, packet()), 0x8847)).status).toBe('badHeader');
+    expect(decode(LINKTYPE.ethernet, ethernet(Buffer.concat([label(false), label(false)]), 0x8847)).status).toBe('truncated');
+  });
+
+  it('NFLOG: the payload TLV, with TLV fields in either byte order', () => {
+    const tlv = (littleEndian: boolean, type: number, value: Buffer) => {
+      const header = Buffer.alloc(4);
+      if (littleEndian) {
+        header.writeUInt16LE(value.length + 4, 0);
+        header.writeUInt16LE(type, 2);
+      } else {
+        header.writeUInt16BE(value.length + 4, 0);
+        header.writeUInt16BE(type, 2);
+      }
+      return Buffer.concat([header, value, Buffer.alloc((4 - (value.length % 4)) % 4)]);
+    };
+    const nflog = (family: number, littleEndian: boolean, payload: Buffer) =>
+      Buffer.concat([Buffer.from([family, 0, 0, 40]), tlv(littleEndian, 1, Buffer.from([0x08, 0x00, 3, 0])), tlv(littleEndian, 10, Buffer.from('prefix\0')), tlv(littleEndian, 9, payload)]);
+    for (const littleEndian of [true, false]) {
+      const odd = ipv4(tcp({ ...segment, payload: 1 })); // a payload length not a multiple of 4
+      expectV4Segment(decode(LINKTYPE.nflog, nflog(2, littleEndian, odd)), { ...segment, payload: 1 });
+      expectV6Segment(decode(LINKTYPE.nflog, nflog(10, littleEndian, ipv6(tcp()))));
+      expect(decode(LINKTYPE.nflog, nflog(7, littleEndian, packet())).status).toBe('notIp');
+    }
+    const noPayload = Buffer.concat([Buffer.from([2, 0, 0, 40]), tlv(true, 1, Buffer.alloc(4))]);
+    expect(decode(LINKTYPE.nflog, noPayload).status).toBe('truncated');
+    const zeroLength = Buffer.concat([Buffer.from([2, 0, 0, 40]), Buffer.from([0, 0, 9, 0]), packet()]);
+    expect(decode(LINKTYPE.nflog, zeroLength).status).toBe('badHeader');
+  });
+
   it('a link type we do not decode (802.11, USB, ...) is counted as such', () => {
     expect(decode(105, packet()).status).toBe('unsupportedLink');
     expect(decode(189, packet()).status).toBe('unsupportedLink');
@@ -275,6 +326,37 @@ describe('IPv4', () => {
     expect(decode(LINKTYPE.raw, ipv4(tcp(), { totalLength: 19 })).status).toBe('badHeader');
     expect(decode(LINKTYPE.raw, ipv4(tcp()), 19).status).toBe('truncated');
     expect(decode(LINKTYPE.raw, ipv4(tcp(), { options: 20 }), 30).status).toBe('truncated');
+  });
+});
+
+describe('IP in IP and IPsec AH', () => {
+  it('follows IPv4 and IPv6 carried in IPv4 or IPv6 to the inner connection', () => {
+    expectV4Segment(decode(LINKTYPE.raw, ipv4(ipv4(tcp({ payload: 2 })), { protocol: 4 })), { payload: 2 });
+    expectV6Segment(decode(LINKTYPE.raw, ipv4(ipv6(tcp({ payload: 2 })), { protocol: 41 })), 2);
+    expectV4Segment(decode(LINKTYPE.raw, ipv6(ipv4(tcp({ payload: 2 })), 4)), { payload: 2 });
+    expectV6Segment(decode(LINKTYPE.raw, ipv6(Buffer.concat([extension(41, 8, 0), ipv6(tcp())]), 0)));
+  });
+
+  it('ignores bytes after the outer packet (Ethernet padding) when decoding the inner one', () => {
+    const inner = ipv4(tcp(), { totalLength: 40 });
+    const padded = Buffer.concat([ipv4(inner, { protocol: 4 }), Buffer.alloc(6)]);
+    expectV4Segment(decode(LINKTYPE.raw, padded));
+  });
+
+  it('stops after four nested tunnels', () => {
+    let packet = ipv4(tcp());
+    for (let i = 0; i < 4; i++) packet = ipv4(packet, { protocol: 4 });
+    expectV4Segment(decode(LINKTYPE.raw, packet));
+    expect(decode(LINKTYPE.raw, ipv4(packet, { protocol: 4 })).status).toBe('badHeader');
+  });
+
+  it('walks an AH header in IPv4 (transport and tunnel mode); ESP stays opaque', () => {
+    const ah = (next: number) => Buffer.concat([Buffer.from([next, 4, 0, 0]), Buffer.alloc(20, 0xab)]); // (4 + 2) * 4 = 24 bytes
+    expectV4Segment(decode(LINKTYPE.raw, ipv4(Buffer.concat([ah(6), tcp({ payload: 3 })]), { protocol: 51 })), { payload: 3 });
+    expectV4Segment(decode(LINKTYPE.raw, ipv4(Buffer.concat([ah(4), ipv4(tcp())]), { protocol: 51 })));
+    expect(decode(LINKTYPE.raw, ipv4(Buffer.concat([ah(17), Buffer.alloc(8)]), { protocol: 51 })).status).toBe('notTcp');
+    expect(decode(LINKTYPE.raw, ipv4(ah(6), { protocol: 51, totalLength: 30 })).status).toBe('badHeader');
+    expect(decode(LINKTYPE.raw, ipv4(Buffer.alloc(40), { protocol: 50 })).status).toBe('notTcp');
   });
 });
 
@@ -361,6 +443,10 @@ describe('decoding never reads outside the frame', () => {
       [LINKTYPE.linuxSll2, sll2(ipv4(tcp()), ETH_IPV4)],
       [LINKTYPE.null, bsdNull(ipv6(tcp()), 30, true)],
       [LINKTYPE.ppp, Buffer.concat([Buffer.from([0xff, 0x03, 0x00, 0x21]), ipv4(tcp())])],
+      [LINKTYPE.ethernet, ethernet(Buffer.concat([Buffer.from([0x11, 0, 0, 1, 0, 42, 0x00, 0x21]), ipv4(ipv4(tcp()), { protocol: 4 })]), 0x8864)],
+      [LINKTYPE.ethernet, ethernet(Buffer.concat([Buffer.from([0, 0, 0, 64, 0, 0, 1, 64]), ipv6(tcp())]), 0x8847)],
+      [LINKTYPE.nflog, Buffer.concat([Buffer.from([2, 0, 0, 1, 44, 0, 9, 0]), ipv4(tcp())])],
+      [LINKTYPE.raw, ipv4(Buffer.concat([Buffer.from([6, 4, 0, 0]), Buffer.alloc(20), tcp()]), { protocol: 51 })],
     ];
     for (const [linkType, frame] of frames) {
       for (let caplen = 0; caplen <= frame.length; caplen++) {

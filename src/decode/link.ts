@@ -15,6 +15,7 @@ export const LINKTYPE = {
   linuxSll: 113,
   ipv4: 228,
   ipv6: 229,
+  nflog: 239,
   linuxSll2: 276,
 } as const;
 
@@ -25,6 +26,9 @@ const ETHERTYPE_IPV6 = 0x86dd;
 const ETHERTYPE_VLAN = 0x8100;
 const ETHERTYPE_QINQ = 0x88a8;
 const ETHERTYPE_QINQ_OLD = 0x9100;
+const ETHERTYPE_PPPOE_SESSION = 0x8864;
+const ETHERTYPE_MPLS = 0x8847;
+const ETHERTYPE_MPLS_MULTICAST = 0x8848;
 const ETHERNET_HEADER = 14;
 const ETHERNET_TYPE = 12;
 const VLAN_TAG = 4;
@@ -49,7 +53,23 @@ const AF_INET6 = [10, 24, 28, 30] as const;
 const PPP_ADDRESS_CONTROL = 0xff03;
 const PPP_IPV4 = 0x0021;
 const PPP_IPV6 = 0x0057;
+const PPP_MPLS = 0x0281;
+const PPP_MPLS_MULTICAST = 0x0283;
 const CHDLC_HEADER = 4;
+/** Version/type, code, session id, length; the PPP protocol field follows. */
+const PPPOE_HEADER = 6;
+const PPPOE_SESSION_DATA = 0x00;
+
+const MPLS_LABEL = 4;
+const MPLS_BOTTOM_OF_STACK = 0x100;
+/** Label stacks deeper than this are crafted; real ones hold a handful. */
+const MAX_MPLS_LABELS = 8;
+
+/** Family, version, resource id; then TLVs whose length and type are in the capturing host's byte order. */
+const NFLOG_HEADER = 4;
+const NFLOG_TLV_HEADER = 4;
+const NFULA_PAYLOAD = 9;
+const NFLOG_AF_INET6 = 10;
 
 /** Decodes one frame of the given link type down to its TCP header. */
 export function decodeFrame(linkType: number, buf: Buffer, offset: number, caplen: number, out: TcpSegment): DecodeStatus {
@@ -78,6 +98,8 @@ export function decodeFrame(linkType: number, buf: Buffer, offset: number, caple
       return decodePpp(buf, offset, end, out);
     case LINKTYPE.cHdlc:
       return decodeByEthertype(buf, 2, offset, CHDLC_HEADER, end, out);
+    case LINKTYPE.nflog:
+      return decodeNflog(buf, offset, end, out);
     default:
       return DecodeStatus.unsupportedLink;
   }
@@ -112,9 +134,70 @@ function decodeByEthertype(buf: Buffer, typeOffset: number, offset: number, head
 }
 
 function decodeEthertype(type: number, buf: Buffer, at: number, end: number, out: TcpSegment): DecodeStatus {
-  if (type === ETHERTYPE_IPV4) return decodeIpv4(buf, at, end, out);
-  if (type === ETHERTYPE_IPV6) return decodeIpv6(buf, at, end, out);
-  return DecodeStatus.notIp;
+  switch (type) {
+    case ETHERTYPE_IPV4:
+      return decodeIpv4(buf, at, end, out);
+    case ETHERTYPE_IPV6:
+      return decodeIpv6(buf, at, end, out);
+    case ETHERTYPE_PPPOE_SESSION:
+      return decodePppoe(buf, at, end, out);
+    case ETHERTYPE_MPLS:
+    case ETHERTYPE_MPLS_MULTICAST:
+      return decodeMpls(buf, at, end, out);
+    default:
+      return DecodeStatus.notIp;
+  }
+}
+
+/** PPPoE session stage (DSL access links): a 6-byte header, then a PPP protocol field. */
+function decodePppoe(buf: Buffer, at: number, end: number, out: TcpSegment): DecodeStatus {
+  if (end - at < PPPOE_HEADER + 2) return DecodeStatus.truncated;
+  if (buf[at + 1] !== PPPOE_SESSION_DATA) return DecodeStatus.notIp;
+  return decodePppProtocol(buf.readUInt16BE(at + PPPOE_HEADER), buf, at + PPPOE_HEADER + 2, end, out);
+}
+
+/** An MPLS label stack: IP follows the entry with the bottom-of-stack bit, told apart by its version nibble. */
+function decodeMpls(buf: Buffer, at: number, end: number, out: TcpSegment): DecodeStatus {
+  for (let labels = 1; ; labels++) {
+    if (end - at < MPLS_LABEL) return DecodeStatus.truncated;
+    const bottom = (buf.readUInt32BE(at) & MPLS_BOTTOM_OF_STACK) !== 0;
+    at += MPLS_LABEL;
+    if (bottom) break;
+    if (labels === MAX_MPLS_LABELS) return DecodeStatus.badHeader;
+  }
+  // Anything but IPv4/IPv6 here (a pseudowire control word, Ethernet over MPLS) is not followed.
+  return decodeIp(buf, at, end, out);
+}
+
+/**
+ * Linux NFLOG (iptables/nftables "log" targets): TLVs after a 4-byte header, the packet in the
+ * payload TLV. TLV fields are in the capturing host's byte order, which the file does not record:
+ * the first TLV's length says which order makes sense.
+ */
+function decodeNflog(buf: Buffer, offset: number, end: number, out: TcpSegment): DecodeStatus {
+  if (end - offset < NFLOG_HEADER + NFLOG_TLV_HEADER) return DecodeStatus.truncated;
+  const family = buf[offset]!;
+  const first = offset + NFLOG_HEADER;
+  const fitsLE = nflogLengthFits(buf.readUInt16LE(first), first, end);
+  const littleEndian = fitsLE || !nflogLengthFits(buf.readUInt16BE(first), first, end);
+  let at = first;
+  while (end - at >= NFLOG_TLV_HEADER) {
+    const length = littleEndian ? buf.readUInt16LE(at) : buf.readUInt16BE(at);
+    const type = littleEndian ? buf.readUInt16LE(at + 2) : buf.readUInt16BE(at + 2);
+    if (length < NFLOG_TLV_HEADER) return DecodeStatus.badHeader;
+    if (type === NFULA_PAYLOAD) {
+      const payloadEnd = Math.min(end, at + length);
+      if (family === AF_INET) return decodeIpv4(buf, at + NFLOG_TLV_HEADER, payloadEnd, out);
+      if (family === NFLOG_AF_INET6) return decodeIpv6(buf, at + NFLOG_TLV_HEADER, payloadEnd, out);
+      return DecodeStatus.notIp;
+    }
+    at += (length + 3) & ~3;
+  }
+  return DecodeStatus.truncated;
+}
+
+function nflogLengthFits(length: number, at: number, end: number): boolean {
+  return length >= NFLOG_TLV_HEADER && at + length <= end;
 }
 
 function decodeNull(buf: Buffer, offset: number, end: number, out: TcpSegment, networkOrder: boolean): DecodeStatus {
@@ -140,7 +223,19 @@ function decodePpp(buf: Buffer, offset: number, end: number, out: TcpSegment): D
     protocol = buf.readUInt16BE(at);
     at += 2;
   }
-  if (protocol === PPP_IPV4) return decodeIpv4(buf, at, end, out);
-  if (protocol === PPP_IPV6) return decodeIpv6(buf, at, end, out);
-  return DecodeStatus.notIp;
+  return decodePppProtocol(protocol, buf, at, end, out);
+}
+
+function decodePppProtocol(protocol: number, buf: Buffer, at: number, end: number, out: TcpSegment): DecodeStatus {
+  switch (protocol) {
+    case PPP_IPV4:
+      return decodeIpv4(buf, at, end, out);
+    case PPP_IPV6:
+      return decodeIpv6(buf, at, end, out);
+    case PPP_MPLS:
+    case PPP_MPLS_MULTICAST:
+      return decodeMpls(buf, at, end, out);
+    default:
+      return DecodeStatus.notIp;
+  }
 }
