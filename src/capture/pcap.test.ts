@@ -261,6 +261,28 @@ describe('readCapture on pcap', () => {
     }
   });
 
+  it('a gzip file cut short keeps the records it could inflate and says the stream ended early', async () => {
+    const many = Array.from({ length: 400 }, (_, i) => ({ seconds: 1000 + i, fraction: i, data: frame(200, i) }));
+    const gz = gzipSync(pcapFile(many));
+    const { seen, summary } = await read(write('cut.pcap.gz', gz.subarray(0, Math.floor(gz.length * 0.6))));
+    expect(summary.compressed).toBe(true);
+    expect(summary.error).toBeNull();
+    expect(summary.truncated).toBe(true);
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.length).toBeLessThan(400);
+    expect(seen.map((r) => r.seconds)).toEqual(many.slice(0, seen.length).map((r) => r.seconds));
+    expect(summary.warnings).toHaveLength(1);
+    expect(summary.warnings[0]).toMatch(/^gzip stream ends early or is damaged \(.+\): stopped at byte [\d,]+; kept the [\d,]+ packets before it$/);
+  });
+
+  it('a gzip file whose data is damaged from the start is one clear error', async () => {
+    const gz = gzipSync(pcapFile(RECORDS));
+    gz.fill(0xff, 10, 30);
+    const { summary } = await read(write('bad.pcap.gz', gz));
+    expect(summary.packets).toBe(0);
+    expect(summary.error).toMatch(/^gzip data is damaged: /);
+  });
+
   it('a stream whose first chunks are shorter than a magic number is still recognised', async () => {
     const file = pcapFile(RECORDS);
     const { seen, summary } = await read(Readable.from([file.subarray(0, 1), file.subarray(1, 3), file.subarray(3)]));
