@@ -1,9 +1,9 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { CaptureFormatError } from './errors.js';
 import { MAX_PCAP_CAPLEN, PcapParser } from './pcap.js';
 import { readCapture } from './reader.js';
@@ -198,6 +198,7 @@ describe('pcap parser', () => {
 
 describe('readCapture on pcap', () => {
   const dir = mkdtempSync(join(tmpdir(), 'closewait-pcap-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const write = (name: string, bytes: Buffer) => {
     const path = join(dir, name);
     writeFileSync(path, bytes);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CaptureFormatError } from './errors.js';
 import { PcapngParser } from './pcapng.js';
 import { readCapture } from './reader.js';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -314,6 +314,7 @@ describe('readCapture on pcapng', () => {
     writeFileSync(path, Buffer.concat([file, LE.block(0x00000bad, Buffer.alloc(8), 20, 24)]));
     const frames: number[] = [];
     const summary = await readCapture({ path }, (r) => frames.push(r.frame));
+    rmSync(dir, { recursive: true, force: true });
     expect(frames).toEqual([1, 2]);
     expect(summary).toMatchObject({ format: 'pcapng', linkTypes: [1, 113], packets: 2, fractionDigits: 9, truncated: true, error: null });
     expect(summary.warnings).toEqual([
