@@ -83,30 +83,9 @@ const DISAGREEMENTS: Record<string, Disagreement> = {
       'the first of which meets the half-closed rule (FIN from one side, nothing from the other); tshark keeps one ' +
       'stream, whose other side sends a RST at frame 96',
   },
-  'suricata-verify/bug-7657-01/input.pcap': {
-    differs: ['connections'],
-    reason:
-      'a client sends 23 SYNs with 23 different ISNs before one is answered: the tracker holds a SYN with a new ISN as ' +
-      'a pending attempt on the open tuple (a new connection only once answered), so 2 connections; tshark starts a ' +
-      'stream per ISN (24)',
-  },
   'arkime/tcp_handshake_synthetic.pcap': {
     differs: ['connections'],
     reason: 'same model: a SYN with a new ISN into an open or unanswered attempt (port 40003 frame 11, port 40013 frame 46) stays pending here, opens a stream for tshark',
-  },
-  'arkime/tcp-reassembly-synthetic.pcap': {
-    differs: ['connections'],
-    reason:
-      'port 40009: a SYN arrives (frame 101) after the connection it opened was closed with FINs both ways; its ISN is ' +
-      'the SYN-ACK\'s ack - 1, so tshark keeps it in the stream, while the tracker takes any SYN on a finished tuple for ' +
-      'a new connection (it does not compare with the ISN the peer acknowledged)',
-  },
-  'suricata-verify/tcp-split-handshake-01-4whs/split-handshake-4whs.pcap': {
-    differs: ['connections'],
-    reason:
-      'split handshake: the client\'s SYN is answered by a bare SYN (ISN 3000) and the client then sends SYN-ACK. The ' +
-      'tracker takes the second SYN for a new attempt on an open tuple and the SYN-ACK answering it for a takeover, ' +
-      'so it counts 2 connections; it is one (simultaneous-open style). Tracker behaviour (src/flow), reported',
   },
 };
 

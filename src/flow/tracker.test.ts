@@ -178,6 +178,23 @@ describe('connections on one 4-tuple', () => {
     expect(live[0]!.roleReason).toBe('syn');
   });
 
+  it('SYNs with new ISNs that nobody answers are separate connect() attempts', () => {
+    const { tracker } = run([['c', SYN, 1000, 0], ['c', SYN, 2000, 0], ['c', SYN, 3000, 0], ...handshake.slice(1).map((s): Step => [s[0], s[1], s[2], s[3] + 2000])]);
+    expect(tracker.connectionsSeen).toBe(3);
+  });
+
+  it('a split handshake (SYN answered by a bare SYN, then SYN-ACK) is one connection', () => {
+    const { tracker, live } = run([['c', SYN, 1000, 0], ['s', SYN, 5000, 0], ['c', SYN | ACK, 1000, 5001], ['s', ACK, 5001, 1001]]);
+    expect(tracker.connectionsSeen).toBe(1);
+    expect(live[0]!.clientSide).toBe(1);
+  });
+
+  it('a SYN reordered after its own handshake stays in the connection', () => {
+    const { tracker, live } = run([['s', SYN | ACK, 5000, 1001], ['c', ACK, 1001, 5001], ['c', SYN, 1000, 0]]);
+    expect(tracker.connectionsSeen).toBe(1);
+    expect(live[0]!.synsIntoOpen).toBe(0);
+  });
+
   it('a retransmitted SYN (same ISN) stays one connection', () => {
     const { tracker } = run([['c', SYN, 1000, 0], ['c', SYN, 1000, 0], ...handshake.slice(1)]);
     expect(tracker.connectionsSeen).toBe(1);

@@ -74,8 +74,14 @@ export class ConnectionTracker {
 
     if (connection && isSyn) {
       const sender = connection.endpoint(senderIsA ? 0 : 1);
-      const sameAttempt = sender.synSeen && sender.isn === seg.seq;
-      if (connection.isFinished && !sameAttempt) {
+      const sameAttempt = isSameAttempt(sender, seg.seq);
+      const peerSilent = connection.endpoint(senderIsA ? 1 : 0).packets === 0;
+      if (!sameAttempt && peerSilent) {
+        // Nobody ever answered the old attempt: the client gave up on it and this SYN is a new connect().
+        connection.superseded = true;
+        this.release(id, connection, 'superseded');
+        connection = undefined;
+      } else if (connection.isFinished && !sameAttempt) {
         this.release(id, connection, connection.superseded ? 'superseded' : 'closed');
         connection = undefined;
       } else if (!sameAttempt) {
@@ -268,6 +274,17 @@ export class ConnectionTracker {
     key[8] = senderFirst ? ((seg.srcPort << 16) | seg.dstPort) >>> 0 : ((seg.dstPort << 16) | seg.srcPort) >>> 0;
     return senderFirst;
   }
+}
+
+/**
+ * A SYN that belongs to the connection already on its tuple: a retransmission (same ISN), the first
+ * packet of a side that has sent nothing yet (simultaneous open, split handshake), or a SYN reordered
+ * after the packets that follow it (its ISN + 1 is where that side's data began).
+ */
+function isSameAttempt(sender: Endpoint, seq: number): boolean {
+  if (sender.synSeen) return sender.isn === seq;
+  if (sender.packets === 0) return true;
+  return sender.hasSeqBase && sender.seqBase === ((seq + 1) >>> 0);
 }
 
 function compareEndpoints(addrX: Uint32Array, portX: number, addrY: Uint32Array, portY: number): number {
