@@ -1,6 +1,6 @@
 import { readCapture, firstPacketTime, type InputSource, type InputSummary } from '../capture/reader.js';
 import type { CaptureRecord } from '../capture/record.js';
-import { decodeFrame } from '../decode/link.js';
+import { decodeFrame, SUPPORTED_LINK_TYPES } from '../decode/link.js';
 import { DECODE_STATUS_NAMES, DecodeStatus, newTcpSegment } from '../decode/segment.js';
 import { formatAddress } from '../flow/address.js';
 import type { Connection } from '../flow/connection.js';
@@ -167,6 +167,10 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
     );
   }
   for (const summary of summaries) for (const warning of summary.warnings) warnings.push(`${summary.path}: ${warning}`);
+  for (const summary of summaries) {
+    const unsupported = summary.linkTypes.filter((linkType) => !SUPPORTED_LINK_TYPES.includes(linkType));
+    if (unsupported.length > 0) warnings.push(`${summary.path}: link type ${unsupported.join(', ')} is not one closewait decodes (Ethernet, Linux SLL/SLL2, raw IP, NULL/LOOP, PPP, NFLOG...): its packets were skipped`);
+  }
   for (const discontinuity of discontinuities) warnings.push(discontinuity.message);
   warnings.push(...missingRotations(summaries.map((s) => s.path)));
   const unread = ordered.length - summaries.length;
