@@ -60,14 +60,16 @@ const inLeakWindow = () => {
 };
 
 // ---- server ---------------------------------------------------------------------------------------
-/** Accepted sockets by client port: what the server did with each. */
+/** Accepted sockets by client address:port, in accept order: what the server did with each. */
 const accepted = new Map();
 const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => {
   keep.add(sock);
   sock.on('error', () => {});
   const leak = inLeakWindow();
   const mode = !leak ? 'normal' : sock.remoteAddress === '127.0.0.5' ? 'answer-then-keep' : 'forget';
-  accepted.set(sock.remotePort, { mode, acceptTime: now() });
+  const key = `${sock.remoteAddress}:${sock.remotePort}`;
+  if (!accepted.has(key)) accepted.set(key, []);
+  accepted.get(key).push({ mode, acceptTime: now() });
   if (mode === 'forget') return; // never read, never written, never closed
   let buffer = '';
   sock.on('data', (d) => {
@@ -168,7 +170,15 @@ async function main() {
   if (failed.length) throw new Error(`${failed.length} client tasks failed: ${failed[0].reason}`);
   await sleep(300); // the last ACKs reach the wire
 
-  const connections = clients.map((c) => ({ ...c, server: accepted.get(c.localPort)?.mode ?? 'unknown' }));
+  // A client port can come back later (from another address, or after its old socket is gone):
+  // the n-th connect from an address:port is the n-th accept from it.
+  const taken = new Map();
+  const connections = [...clients].sort((x, y) => x.connectTime - y.connectTime).map((c) => {
+    const key = `${c.localAddress}:${c.localPort}`;
+    const index = taken.get(key) ?? 0;
+    taken.set(key, index + 1);
+    return { ...c, server: accepted.get(key)?.[index]?.mode ?? 'unknown' };
+  });
   const unknown = connections.filter((c) => c.server === 'unknown');
   if (unknown.length) throw new Error(`${unknown.length} client connections were not seen accepted`);
   const meta = {

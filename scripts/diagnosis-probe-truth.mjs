@@ -17,7 +17,12 @@ const median = (xs) => {
 const problems = [];
 
 const family = (c) => (c.server === 'answer-then-keep' ? 'answered-not-closed' : c.bytesSent > 0 ? 'unanswered-request' : 'probe');
-const forgotten = meta.clients.filter((c) => c.server !== 'normal');
+// A forgotten socket whose client port is used again later (the client's orphan FIN_WAIT_2 expired
+// after tcp_fin_timeout) is hit by the new SYN: challenge ACK, client RST, the CLOSE_WAIT socket dies.
+const reusedLater = (c) => meta.clients.some((o) => o !== c && o.localAddress === c.localAddress && o.localPort === c.localPort && o.connectTime > c.connectTime);
+const allForgotten = meta.clients.filter((c) => c.server !== 'normal');
+const forgotten = allForgotten.filter((c) => !reusedLater(c));
+const killedByReuse = allForgotten.filter(reusedLater);
 for (const c of forgotten) {
   const row = ss.find((f) => f[3] === '127.0.0.1:20880' && f[4] === `${c.localAddress}:${c.localPort}`);
   if (!row) { problems.push(`${c.localAddress}:${c.localPort} was forgotten but is not CLOSE-WAIT in ss`); continue; }
@@ -27,7 +32,7 @@ for (const c of forgotten) {
 }
 if (ss.length !== forgotten.length) problems.push(`ss lists ${ss.length} CLOSE-WAIT sockets, the scenario forgot ${forgotten.length}`);
 
-const fins = forgotten.map((c) => c.finTime).sort((a, b) => a - b);
+const fins = allForgotten.map((c) => c.finTime).sort((a, b) => a - b);
 const probes = meta.clients.filter((c) => c.localAddress === '127.0.0.2').sort((a, b) => a.connectTime - b.connectTime);
 const gaps = probes.slice(1).map((c, i) => c.connectTime - probes[i].connectTime);
 const count = (name) => forgotten.filter((c) => family(c) === name).length;
@@ -42,7 +47,9 @@ const diagnosis = {
   leakWindow: [rfc3339(fins[0]), rfc3339(fins[fins.length - 1])],
   leakWindowEpoch: [fins[0], fins[fins.length - 1]],
   stuck: forgotten.length,
-  stuckPerMinute: (forgotten.length / (meta.leakEnd - meta.leakStart)) * 60,
+  stuckPerMinute: (allForgotten.length / (meta.leakEnd - meta.leakStart)) * 60,
+  forgotten: allForgotten.length,
+  reconnectsIntoCloseWait: killedByReuse.length,
   probe: {
     client: '127.0.0.2',
     plannedIntervalSeconds: meta.plan.probeMs / 1000,
@@ -53,7 +60,7 @@ const diagnosis = {
   families: { probe: count('probe'), 'unanswered-request': count('unanswered-request'), 'answered-not-closed': count('answered-not-closed') },
   unansweredRequestClientBytes: bytes('unanswered-request'),
   answeredNotClosedClientBytes: bytes('answered-not-closed'),
-  howMeasured: 'Times are the peers\' wall clock (performance.timeOrigin + now(), the clock tcpdump stamps with) at connect() and at end() (the client FIN); '
+  howMeasured: 'Forgotten sockets whose client port was used again later were killed by that SYN (challenge ACK, client RST): they count in forgotten and reconnectsIntoCloseWait, not in stuck or families. Times are the peers\' wall clock (performance.timeOrigin + now(), the clock tcpdump stamps with) at connect() and at end() (the client FIN); '
     + 'onset and leak window are the first and last client FIN of a forgotten socket; stuck per minute is the forgotten sockets over the leak mode\'s duration (leakModeFrom..leakModeTo).',
 };
 if (problems.length) {

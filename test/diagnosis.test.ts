@@ -31,6 +31,7 @@ interface DiagnosisTruth {
   families: Record<'probe' | 'unanswered-request' | 'answered-not-closed', number>;
   unansweredRequestClientBytes: number;
   answeredNotClosedClientBytes: number;
+  reconnectsIntoCloseWait: number;
 }
 
 describe('diagnosis on a real capture with known truth (fixtures/diagnosis-probe)', async () => {
@@ -80,6 +81,10 @@ describe('diagnosis on a real capture with known truth (fixtures/diagnosis-probe
     const answered = report.diagnosis.find((d) => d.kind === 'answered-not-closed')!;
     expect(answered.clientBytes).toBe(truth.answeredNotClosedClientBytes);
     expect(answered.serverBytes).toBeGreaterThan(0);
+  });
+
+  it('reconnects into CLOSE_WAIT as the truth counts them (client ports used again)', () => {
+    expect(s.reconnectsIntoCloseWait).toBe(truth.reconnectsIntoCloseWait);
   });
 
   it('no finding is uncertain and no listen-backlog or slow-close claim is made', () => {

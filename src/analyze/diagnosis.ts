@@ -525,5 +525,7 @@ function seconds(value: number): string {
   if (value >= 60) return `${Math.round(value)} s`;
   if (value >= 10) return `${Math.round(value * 10) / 10} s`;
   if (value >= 1) return `${Math.round(value * 100) / 100} s`;
-  return `${Math.round(value * 1000) / 1000} s`;
+  if (value >= 0.1) return `${Math.round(value * 1000) / 1000} s`;
+  if (value >= 0.001) return `${Math.round(value * 10000) / 10} ms`;
+  return `${Math.round(value * 1e6)} µs`;
 }

@@ -89,7 +89,7 @@ export function serverCells(s: ServerSummary): string[] {
     s.closeWaitServerSide > 0 ? String(s.closeWaitServerSide) : '-',
     s.closeWaitClientSide > 0 ? String(s.closeWaitClientSide) : '-',
     s.onsetTime ? timeOfDay(s.onsetTime) : '-',
-    s.leakWindow ? duration(secondsBetween(s.leakWindow[0], s.leakWindow[1])) : '-',
+    s.leakWindow && s.leakWindow[0] !== s.leakWindow[1] ? duration(secondsBetween(s.leakWindow[0], s.leakWindow[1])) : '-',
     rate(s.stuckPerMinute),
     s.oldestStuckSeconds === null ? '-' : duration(s.oldestStuckSeconds),
     s.slowClose ? `${closeTime(s.slowClose.p50Seconds)} / ${closeTime(s.slowClose.p95Seconds)} / ${closeTime(s.slowClose.maxSeconds)}` : '-',
@@ -115,7 +115,7 @@ export function timeOfDay(rfc3339: string): string {
 export function serverStory(s: ServerSummary): string | null {
   if (!s.onsetTime) return null;
   const parts = [`onset ${clock(s.onsetTime)}`];
-  if (s.leakWindow) parts.push(`leak window ${duration(secondsBetween(s.leakWindow[0], s.leakWindow[1]))} (${timeOfDay(s.leakWindow[0])} → ${timeOfDay(s.leakWindow[1])})`);
+  if (s.leakWindow && s.leakWindow[0] !== s.leakWindow[1]) parts.push(`leak window ${duration(secondsBetween(s.leakWindow[0], s.leakWindow[1]))} (${timeOfDay(s.leakWindow[0])} → ${timeOfDay(s.leakWindow[1])})`);
   if (s.stuckPerMinute !== null) parts.push(`${rate(s.stuckPerMinute)} stuck per minute`);
   if (s.oldestStuckSeconds !== null) parts.push(`oldest stuck ${duration(s.oldestStuckSeconds)}${s.oldestStuckClient ? ` (client ${endpoint(s.oldestStuckClient)})` : ''}`);
   return `${endpoint(s)}: ${parts.join(', ')}`;

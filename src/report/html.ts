@@ -78,7 +78,7 @@ function reportBody(report: Report, top: number, depth = 1): string {
   const series = timelineSeries(report);
   if (series.length > 0) {
     out.push(`<section>${h(2, 'Timeline: open CLOSE_WAIT connections')}`);
-    out.push(`<figure>${chart(series)}<figcaption>${series.length > 1 ? legend(series) : ''}Open CLOSE_WAIT connections at the end of each of ${series[0]!.counts.length} steps over the capture.</figcaption></figure>`);
+    out.push(`<figure>${chart(series)}<figcaption>${legend(series)}Open CLOSE_WAIT connections at the end of each of ${series[0]!.counts.length} steps over the capture.</figcaption></figure>`);
     const rows = timelineChangeRows(series);
     out.push(`<details><summary>Timeline as a table (steps where a count changed)</summary>${htmlTable(
       ['time (UTC)', 's since start', ...series.map((s) => s.label)],
@@ -122,10 +122,10 @@ function reportBody(report: Report, top: number, depth = 1): string {
 function chart(series: readonly TimelineSeries[]): string {
   const width = 720;
   const height = 260;
-  const left = 48;
+  const left = 52;
   const right = 16;
   const topPad = 14;
-  const bottom = 40;
+  const bottom = 44;
   const plotW = width - left - right;
   const plotH = height - topPad - bottom;
   const end = Math.max(...series.map((s) => s.offsets[s.offsets.length - 1] ?? 0));
@@ -141,7 +141,7 @@ function chart(series: readonly TimelineSeries[]): string {
     parts.push(`<text class="tick" x="${left - 6}" y="${fixed(y(tick) + 4)}" text-anchor="end">${Number.isInteger(tick) ? tick : tick.toFixed(1)}</text>`);
   }
   for (const tick of [start, (start + end) / 2, end]) {
-    parts.push(`<text class="tick" x="${fixed(x(tick))}" y="${height - bottom + 16}" text-anchor="middle">${escape(duration(tick))}</text>`);
+    parts.push(`<text class="tick" x="${fixed(x(tick))}" y="${height - bottom + 20}" text-anchor="middle">${escape(duration(tick))}</text>`);
   }
   parts.push(`<text class="axis" x="${left + plotW / 2}" y="${height - 6}" text-anchor="middle">time since capture start</text>`);
   parts.push(`<line class="axis-line" x1="${left}" x2="${left}" y1="${topPad}" y2="${topPad + plotH}"/>`);
@@ -200,6 +200,7 @@ function page(heading: string, body: string): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <title>${escape(heading)}</title>
 <style>
 :root { color-scheme: light; --fg: #1b1b1b; --muted: #5f6368; --line: #d0d4d9; --bad: #b71c1c; --warn: #8a5300; --good: #1b5e20; --tint: #f5f6f8; }
@@ -229,8 +230,8 @@ figure { margin: 0; }
 svg.chart { width: 100%; height: auto; max-height: 320px; display: block; }
 svg .grid { stroke: var(--line); stroke-width: 1; }
 svg .axis-line { stroke: var(--muted); stroke-width: 1; }
-svg .tick, svg .axis { fill: var(--muted); font-size: 12px; font-family: inherit; }
-svg .series { fill: none; stroke-width: 2.5; stroke-linejoin: round; }
+svg .tick, svg .axis { fill: var(--muted); font-size: 15px; font-family: inherit; }
+svg .series { fill: none; stroke-width: 3; stroke-linejoin: round; }
 figcaption { color: var(--muted); font-size: 0.85rem; }
 .legend span { margin-right: 12px; white-space: nowrap; } .legend i { display: inline-block; width: 12px; height: 4px; margin-right: 4px; vertical-align: middle; }
 details { margin-top: 8px; } summary { cursor: pointer; color: var(--muted); }
