@@ -16,6 +16,33 @@ const median = (xs) => {
 };
 const problems = [];
 
+if (meta.scenario === 'listen-backlog') {
+  // The listener's Recv-Q is its accept queue: connections the kernel completed and nobody accepted.
+  const rows = fs.readFileSync(ssPath, 'utf8').split('\n').map((l) => l.trim().split(/\s+/));
+  const listen = rows.find((f) => f[0] === 'LISTEN' && f[3] === '127.0.0.1:20881');
+  if (!listen) problems.push('no LISTEN row for 127.0.0.1:20881 in ss');
+  const queuedCloseWait = ss.filter((f) => f[3] === '127.0.0.1:20881').length;
+  const connected = meta.clients.filter((c) => c.connected).length;
+  if (listen && Number(listen[1]) < queuedCloseWait) problems.push(`listener Recv-Q ${listen[1]} is below the ${queuedCloseWait} CLOSE-WAIT sockets never accepted`);
+  if (queuedCloseWait === 0) problems.push('no queued socket reached CLOSE-WAIT: the scenario did not fill the accept queue');
+  if (connected === meta.clients.length) problems.push('every client connected: the accept queue never overflowed');
+  if (problems.length) {
+    for (const p of problems) console.error(`diagnosis-probe-truth: ${p}`);
+    process.exit(1);
+  }
+  process.stdout.write(JSON.stringify({
+    diagnosis: {
+      server: '127.0.0.1:20881',
+      listener: { recvQ: Number(listen[1]), backlog: Number(listen[2]) },
+      queuedNeverAccepted: queuedCloseWait,
+      clientsConnected: connected,
+      clientsNeverConnected: meta.clients.length - connected,
+      howMeasured: 'listener = the LISTEN row of ss -tan taken before the capture stopped (Recv-Q: connections in the accept queue, Send-Q: its backlog); queuedNeverAccepted = CLOSE-WAIT sockets on the listener\'s port (the program never called accept()); clients* from the clients\' own connect events.',
+    },
+  }));
+  process.exit(0);
+}
+
 const family = (c) => (c.server === 'answer-then-keep' ? 'answered-not-closed' : c.bytesSent > 0 ? 'unanswered-request' : 'probe');
 // A forgotten socket whose client port is used again later (the client's orphan FIN_WAIT_2 expired
 // after tcp_fin_timeout) is hit by the new SYN: challenge ACK, client RST, the CLOSE_WAIT socket dies.

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# make-diagnosis-probe.sh: record fixtures/diagnosis-probe.pcap and its truth file.
+# make-diagnosis-probe.sh: record fixtures/diagnosis-probe.pcap (or listen-backlog.pcap) and its truth file.
 #
-#   sudo bash scripts/make-diagnosis-probe.sh [--out DIR] [--seconds 30] [--probe-ms 250] [--leak-from 10] [--leak-to 20]
+#   sudo bash scripts/make-diagnosis-probe.sh [--scenario diagnosis-probe|listen-backlog] [--out DIR]
+#        [--seconds 30] [--probe-ms 250] [--leak-from 10] [--leak-to 20]
 #
-# A private network namespace (unshare -n, only lo up); scripts/diagnosis-probe-peers.mjs plays the
-# scenario while tcpdump records port 20880; `ss -tan` is taken just before tcpdump stops. The truth
+# A private network namespace (unshare -n, only lo up); scripts/SCENARIO-peers.mjs plays the
+# scenario while tcpdump records ports 20880 and 20881; `ss -tan` is taken just before tcpdump stops. The truth
 # (scripts/fixture-truth.mjs for the CLOSE_WAIT set and connection count, plus a "diagnosis" object
 # from scripts/diagnosis-probe-truth.mjs: onset, leak window, stuck per minute, probe interval, the
 # split by family) comes from the peers' own bookkeeping, never from the analyzer.
@@ -34,14 +35,14 @@ stop_pid() { # PID SIGNAL TIMEOUT_S
 }
 
 if [ "${1:-}" = --inner ]; then
-  work=$2; shift 2
+  work=$2; scenario=$3; shift 3
   npid=""; tpid=""
   trap '[ -n "$tpid" ] && stop_pid "$tpid" INT 5; [ -n "$npid" ] && stop_pid "$npid" TERM 5; true' EXIT
   ip link set lo up
-  node "$SCRIPT_DIR/diagnosis-probe-peers.mjs" --meta "$work/meta.json" "$@" >"$work/peers.out" 2>"$work/peers.err" &
+  node "$SCRIPT_DIR/$scenario-peers.mjs" --meta "$work/meta.json" "$@" >"$work/peers.out" 2>"$work/peers.err" &
   npid=$!
   wait_for "$work/peers.out" '^READY$' 20 "$npid" || { cat "$work/peers.err" >&2; die "peers did not get ready"; }
-  tcpdump -i lo -Z root -U --immediate-mode -B 65536 -n -w "$work/capture.pcap" 'tcp port 20880' 2>"$work/tcpdump.err" &
+  tcpdump -i lo -Z root -U --immediate-mode -B 65536 -n -w "$work/capture.pcap" 'tcp port 20880 or tcp port 20881' 2>"$work/tcpdump.err" &
   tpid=$!
   wait_for "$work/tcpdump.err" 'listening on' 10 "$tpid" || { cat "$work/tcpdump.err" >&2; die "tcpdump did not start"; }
   kill -USR2 "$npid"
@@ -57,12 +58,14 @@ if [ "${1:-}" = --inner ]; then
 fi
 
 OUT="$REPO/fixtures"
+SCENARIO=diagnosis-probe
 PASS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=$2; shift 2 ;;
+    --scenario) SCENARIO=$2; shift 2 ;;
     --seconds|--probe-ms|--leak-from|--leak-to) PASS+=("$1" "$2"); shift 2 ;;
-    -h|--help) sed -n '2,12p' "$SELF"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$SELF"; exit 0 ;;
     *) die "unknown argument $1" ;;
   esac
 done
@@ -70,11 +73,12 @@ done
 mkdir -p "$OUT"
 work=$(mktemp -d "${TMPDIR:-/tmp}/closewait-diagnosis-probe.XXXXXX")
 log "work dir $work"
-timeout -k 5 200 unshare -n -- bash "$SELF" --inner "$work" "${PASS[@]}" || die "capture failed (work dir kept: $work)"
-cp "$work/capture.pcap" "$OUT/diagnosis-probe.pcap"
-cp "$work/ss.txt" "$OUT/diagnosis-probe.ss.txt"
+case "$SCENARIO" in diagnosis-probe|listen-backlog) ;; *) die "unknown scenario $SCENARIO" ;; esac
+timeout -k 5 200 unshare -n -- bash "$SELF" --inner "$work" "$SCENARIO" "${PASS[@]}" || die "capture failed (work dir kept: $work)"
+cp "$work/capture.pcap" "$OUT/$SCENARIO.pcap"
+cp "$work/ss.txt" "$OUT/$SCENARIO.ss.txt"
 extra=$(node "$SCRIPT_DIR/diagnosis-probe-truth.mjs" "$work/meta.json" "$work/ss.txt")
-node "$SCRIPT_DIR/fixture-truth.mjs" --meta "$work/meta.json" --ss "$work/ss.txt" --out "$OUT/diagnosis-probe.truth.json" \
-  --extra "$extra" "$OUT/diagnosis-probe.pcap"
+node "$SCRIPT_DIR/fixture-truth.mjs" --meta "$work/meta.json" --ss "$work/ss.txt" --out "$OUT/$SCENARIO.truth.json" \
+  --extra "$extra" "$OUT/$SCENARIO.pcap"
 rm -rf "$work"
-log "wrote $OUT/diagnosis-probe.pcap ($(stat -c %s "$OUT/diagnosis-probe.pcap") bytes) and its truth"
+log "wrote $OUT/$SCENARIO.pcap ($(stat -c %s "$OUT/$SCENARIO.pcap") bytes) and its truth"

@@ -149,6 +149,22 @@ describe('diagnosis on the other real-kernel fixtures', () => {
     expect(client?.uncertain ?? '').toMatch(/mid-connection/);
   });
 
+  it('listen-backlog (a real listener that never accepts): the overflow comes first and the stuck sockets are not blamed on accept()', async () => {
+    const truth = JSON.parse(readFileSync(join(FIXTURES, 'listen-backlog.truth.json'), 'utf8')) as { diagnosis: { queuedNeverAccepted: number; clientsNeverConnected: number; listener: { recvQ: number } } };
+    const report = await load('listen-backlog');
+    const s = server(report, 20881);
+    expect(s.closeWait).toBe(truth.diagnosis.queuedNeverAccepted);
+    expect(s.unansweredSyns).toBeGreaterThanOrEqual(truth.diagnosis.clientsNeverConnected);
+    expect(s.stuckPerMinute).toBeNull();
+    expect(report.diagnosis[0]!.kind).toBe('listen-backlog');
+    expect(report.diagnosis[0]!.summary).toContain(`(${truth.diagnosis.clientsNeverConnected} connections never got a SYN-ACK at all)`);
+    expect(report.diagnosis[0]!.hint).toContain("ss -lnt 'sport = :20881'");
+    const stuckItem = report.diagnosis.find((d) => d.kind === 'probe')!;
+    expect(stuckItem.connections).toBe(truth.diagnosis.queuedNeverAccepted);
+    expect(stuckItem.hint).toMatch(/never accepted/);
+    expect(stuckItem.hint).not.toMatch(/Netty/);
+  });
+
   it('healthy traffic gives no diagnosis', async () => {
     const report = await load('two-services');
     expect(report.diagnosis.filter((d) => d.server.port === 8080)).toEqual([]);
@@ -200,7 +216,10 @@ describe('listen backlog on scripted exchanges', () => {
     );
     expect(result.servers[0]).toMatchObject({ unansweredSyns: 3, synAckRetransmits: 1 });
     const item = result.diagnosis.find((d) => d.kind === 'listen-backlog')!;
-    expect(item.summary).toMatch(/3 client SYNs got no answer and 1 SYN-ACK was sent again/);
+    expect(item.summary).toBe(
+      '3 client SYNs to 127.0.0.1:20880 got no answer (1 connection never got a SYN-ACK at all) and 1 SYN-ACK from 127.0.0.1:20880 was sent again: ' +
+        'the listen (accept) queue overflowed, so the application was not accepting connections for a while.',
+    );
     expect(item.hint).toMatch(/ss -lnt 'sport = :20880'/);
     expect(item.uncertain).toBeNull();
   });

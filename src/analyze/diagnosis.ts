@@ -43,6 +43,9 @@ const SAME_INTERVAL = 0.2;
 const SLOW_CLOSE_SECONDS = 1;
 /** A SYN this recent at capture end (ns) may still be answered after it. */
 const SYN_ANSWER_GRACE_NANOS = 1e9;
+/** A rate needs a few events over a second or more; below that it is noise, not a pace. */
+const MIN_STUCK_FOR_RATE = 3;
+const MIN_WINDOW_FOR_RATE_NANOS = 1e9;
 /** A finding stuck for less than this (s) at capture end might still close normally. */
 const RECENT_STUCK_SECONDS = 1;
 const MIN_RECENT_STUCK_SECONDS = 0.01;
@@ -143,6 +146,8 @@ class ServerStats {
   reconnects = 0;
   reconnectExample: ReconnectExample | null = null;
   unansweredSyns = 0;
+  /** Connections whose SYN never got any answer. */
+  synsNeverAnswered = 0;
   synAckRetransmits = 0;
   /** Handshakes this server answered: without any, "unanswered" SYNs may be a one-way capture. */
   synsAnswered = 0;
@@ -187,7 +192,9 @@ export class DiagnosisCollector {
       stats.synAckRetransmits += server.synAckSeen ? server.synRetransmits : 0;
       const answered = server.synAckSeen || server.rstSeen || server.packets > 0;
       const settled = captureEnd - client.synTime >= SYN_ANSWER_GRACE_NANOS;
-      stats.unansweredSyns += client.synRetransmits + (!answered && settled ? 1 : 0);
+      const never = !answered && settled ? 1 : 0;
+      stats.unansweredSyns += client.synRetransmits + never;
+      stats.synsNeverAnswered += never;
     }
 
     if (client.synSeen && server.synAckSeen && client.bytesSent === 0 && server.bytesSent === 0) {
@@ -248,7 +255,7 @@ export class DiagnosisCollector {
         oldestStuckClient: oldest ? oldest.client : null,
         onsetTime: first !== undefined ? time.format(first) : null,
         leakWindow: first !== undefined && last !== undefined ? [time.format(first), time.format(last)] : null,
-        stuckPerMinute: finTimes.length >= 2 && windowNanos > 0 ? round(((finTimes.length - 1) / windowNanos) * 60e9, 2) : null,
+        stuckPerMinute: finTimes.length >= MIN_STUCK_FOR_RATE && windowNanos >= MIN_WINDOW_FOR_RATE_NANOS ? round(((finTimes.length - 1) / windowNanos) * 60e9, 2) : null,
         stuckByFamily,
         slowClose,
         reconnectsIntoCloseWait: stats?.reconnects ?? 0,
@@ -293,7 +300,7 @@ export class DiagnosisCollector {
 }
 
 const KIND_ORDER: DiagnosisItem['kind'][] = [
-  'periodic-probe', 'probe', 'unanswered-request', 'answered-not-closed', 'client-not-closed', 'reconnect-into-close-wait', 'listen-backlog', 'slow-close',
+  'listen-backlog', 'periodic-probe', 'probe', 'unanswered-request', 'answered-not-closed', 'client-not-closed', 'reconnect-into-close-wait', 'slow-close',
 ];
 
 function probePatterns(server: ServerSummary, stats: ServerStats, stuck: Finding[], peerFinNanos: (finding: Finding) => number): ProbePattern[] {
@@ -352,6 +359,9 @@ function diagnose(server: ServerSummary, stuck: Finding[], patterns: ProbePatter
     });
   };
   const family = (name: FindingFamily) => stuck.filter((f) => f.family === name);
+  // With the accept queue seen overflowing, sockets nobody read may never have been accepted at all.
+  const backlog = stats !== null && (stats.unansweredSyns > 0 || stats.synAckRetransmits > 0);
+  const neverReadHint = (accepted: string) => (backlog ? maybeNeverAccepted(server.port) : accepted);
 
   const probes = family('probe');
   const patterned = new Set<Finding>();
@@ -366,12 +376,12 @@ function diagnose(server: ServerSummary, stuck: Finding[], patterns: ProbePatter
       'periodic-probe',
       mine,
       `Periodic probe from ${list(pattern.clients)} to ${at} every ~${seconds(pattern.intervalSeconds)} (gap spread ${Math.round(pattern.intervalSpread * 100)}%): ${what}.`,
-      ACCEPTED_NEVER_REGISTERED,
+      neverReadHint(ACCEPTED_NEVER_REGISTERED),
     );
   }
   const loose = probes.filter((f) => !patterned.has(f));
   if (loose.length > 0) {
-    item('probe', loose, `${count(loose.length, 'connection')} to ${at} carried no payload either way (connect, then FIN) and the server never closed ${loose.length === 1 ? 'it' : 'them'}.`, ACCEPTED_NEVER_REGISTERED);
+    item('probe', loose, `${count(loose.length, 'connection')} to ${at} carried no payload either way (connect, then FIN) and the server never closed ${loose.length === 1 ? 'it' : 'them'}.`, neverReadHint(ACCEPTED_NEVER_REGISTERED));
   }
 
   const unanswered = family('unanswered-request');
@@ -380,7 +390,9 @@ function diagnose(server: ServerSummary, stuck: Finding[], patterns: ProbePatter
       'unanswered-request',
       unanswered,
       `${count(unanswered.length, 'request')} to ${at} (${bytes(sum(unanswered, (f) => f.clientBytes))} from the clients) ${unanswered.length === 1 ? 'was' : 'were'} ACKed by the server's kernel and never answered, and the server never closed ${unanswered.length === 1 ? 'it' : 'them'}: the application never read ${unanswered.length === 1 ? 'that socket' : 'those sockets'}.`,
-      'the request bytes still sit unread in the receive queue (Recv-Q above 0 in `ss -tn state close-wait`): the socket never reached the code that reads it — look at what hands accepted sockets to readers (a worker pool or event loop that was blocked, full, or failed to register the socket).',
+      neverReadHint(
+        'the request bytes still sit unread in the receive queue (Recv-Q above 0 in `ss -tn state close-wait`): the socket never reached the code that reads it — look at what hands accepted sockets to readers (a worker pool or event loop that was blocked, full, or failed to register the socket).',
+      ),
     );
   }
 
@@ -424,13 +436,15 @@ function diagnose(server: ServerSummary, stuck: Finding[], patterns: ProbePatter
 
   if (stats && (stats.unansweredSyns > 0 || stats.synAckRetransmits > 0)) {
     const parts = [
-      stats.unansweredSyns > 0 ? `${count(stats.unansweredSyns, 'client SYN')} got no answer` : '',
-      stats.synAckRetransmits > 0 ? `${count(stats.synAckRetransmits, 'SYN-ACK')} ${stats.synAckRetransmits === 1 ? 'was' : 'were'} sent again` : '',
+      stats.unansweredSyns > 0
+        ? `${count(stats.unansweredSyns, 'client SYN')} to ${at} got no answer${stats.synsNeverAnswered > 0 ? ` (${count(stats.synsNeverAnswered, 'connection')} never got a SYN-ACK at all)` : ''}`
+        : '',
+      stats.synAckRetransmits > 0 ? `${count(stats.synAckRetransmits, 'SYN-ACK')} from ${at} ${stats.synAckRetransmits === 1 ? 'was' : 'were'} sent again` : '',
     ].filter(Boolean);
     items.push({
       kind: 'listen-backlog',
       server: ref,
-      summary: `On ${at} ${parts.join(' and ')}: the listen (accept) queue overflowed, so the application was not accepting connections at all for a while.`,
+      summary: `${parts.join(' and ')}: the listen (accept) queue overflowed, so the application was not accepting connections for a while.`,
       hint: `packets cannot tell a socket queued and never accepted from one accepted and never registered (both sit in CLOSE_WAIT once the client closes): \`ss -lnt 'sport = :${server.port}'\` tells — a listener Recv-Q at its backlog (Send-Q) means nothing is calling accept(); near 0 means the sockets were accepted and then leaked.`,
       connections: stats.unansweredSyns + stats.synAckRetransmits,
       clientBytes: 0,
@@ -457,6 +471,10 @@ function diagnose(server: ServerSummary, stuck: Finding[], patterns: ProbePatter
 
 const ACCEPTED_NEVER_REGISTERED =
   "the application accepted these sockets and never registered or closed them: look at error paths between accept() and registration (Netty 3.x NioServerBoss logged 'Failed to accept a connection.' and kept the socket; Netty 4 closes it). If the listener's Recv-Q in `ss -lnt` sits at its backlog instead, they were never accepted at all.";
+
+function maybeNeverAccepted(port: number): string {
+  return `the accept queue of this port overflowed during the capture (see the listen backlog): these sockets may sit in that queue, never accepted, rather than accepted and leaked — packets cannot tell the two apart. \`ss -lnt 'sport = :${port}'\` can: a listener Recv-Q at its backlog (Send-Q) means nothing calls accept(); near 0 means accept() ran and the sockets were never registered or closed.`;
+}
 
 function uncertainOf(findings: Finding[]): string | null {
   const unsure = findings.filter((f) => f.uncertain);

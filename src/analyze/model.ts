@@ -84,7 +84,7 @@ export interface ServerSummary {
   onsetTime: string | null;
   /** First and last stuck peer FIN: when the leak was happening. */
   leakWindow: [string, string] | null;
-  /** Connections that got stuck per minute inside the leak window (null with fewer than 2 or a zero-length window). */
+  /** Connections that got stuck per minute inside the leak window (null with fewer than 3 or a window under a second). */
   stuckPerMinute: number | null;
   /** Stuck connections by family. */
   stuckByFamily: Record<FindingFamily, number>;
