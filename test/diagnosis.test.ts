@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { analyze } from '../src/analyze/run.js';
@@ -228,5 +229,40 @@ describe('listen backlog on scripted exchanges', () => {
     const result = play([['c', SYN, 100, 0, 4900, 40001]], 5000);
     expect(result.servers[0]).toMatchObject({ unansweredSyns: 0, synAckRetransmits: 0 });
     expect(result.diagnosis).toEqual([]);
+  });
+});
+
+/** A classic pcap without some of its records (1-based frame numbers): packets the capture lost. */
+function withoutFrames(pcap: Buffer, drop: readonly number[]): Buffer {
+  const parts = [pcap.subarray(0, 24)];
+  let offset = 24;
+  for (let frame = 1; offset + 16 <= pcap.length; frame++) {
+    const length = 16 + pcap.readUInt32LE(offset + 8);
+    if (!drop.includes(frame)) parts.push(pcap.subarray(offset, offset + length));
+    offset += length;
+  }
+  return Buffer.concat(parts);
+}
+
+describe('a FIN the capture lost', () => {
+  it('is inferred from the ACK that acknowledged it, and the finding says so', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'closewait-lost-fin-'));
+    try {
+      const original = await analyze([join(FIXTURES, 'incident.pcap')]);
+      const victim = original.findings[0]!;
+      const file = join(dir, 'lost-fin.pcap');
+      writeFileSync(file, withoutFrames(readFileSync(join(FIXTURES, 'incident.pcap')), [victim.evidence.peerFin.frame]));
+      const report = await analyze([file]);
+      expect(report.findings).toHaveLength(original.findings.length);
+      const inferred = report.findings.find((f) => f.client.port === victim.client.port)!;
+      expect(inferred.uncertain).toMatch(/FIN is not in the capture: it is inferred from the ACK number/);
+      // The ACK (one frame later in the original, now at the FIN's number) stands in for the FIN.
+      expect(inferred.evidence.peerFin.frame).toBe(victim.evidence.peerFinAck.frame - 1);
+      expect(inferred.peerFinTime).toBe(victim.peerFinAckTime);
+      expect(inferred.family).toBe(victim.family);
+      expect(report.findings.filter((f) => f.uncertain)).toHaveLength(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -7,7 +7,7 @@ import type { Connection } from '../flow/connection.js';
 import { ConnectionTracker } from '../flow/tracker.js';
 import { endpointKey } from '../flow/roles.js';
 import { SCHEMA_VERSION, type EndpointRef, type Finding, type InputReport, type Report, type ServerSummary, type SkippedCounts } from './model.js';
-import { closeWaitSide, endpointState, uncertainty } from './verdict.js';
+import { closeWaitSide, endpointState, inferMissingFin, uncertainty } from './verdict.js';
 import { TimeBase } from './time.js';
 import { checkBoundary, missingRotations, type Discontinuity } from './continuity.js';
 import { VERSION } from '../version.js';
@@ -140,6 +140,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
   let closeWaitAnyAge = 0;
   for (const connection of tracker.live()) {
     tracker.roles.resolve(connection);
+    inferMissingFin(connection);
     const entry = tally(connection);
     diagnosis.observe(connection, endTime);
     if (countEnded(connection, entry) || connection.superseded) continue;

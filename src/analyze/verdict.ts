@@ -47,11 +47,42 @@ export function endpointState(connection: Connection, side: 0 | 1): TcpState {
   return 'ESTABLISHED';
 }
 
+/**
+ * At the end of the capture: a side whose last sequence number was acknowledged one past everything
+ * it was seen to send, and that neither sent a FIN nor a RST in the capture, most likely sent a FIN
+ * the capture lost (a FIN takes exactly one sequence number). Recorded as an inferred FIN, sent and
+ * acknowledged when that ACK was, so the verdict can see the half-close; the finding says it was
+ * inferred. Returns true when it inferred one.
+ */
+export function inferMissingFin(connection: Connection): boolean {
+  if (connection.superseded || connection.a.rstSeen || connection.b.rstSeen) return false;
+  for (const side of [0, 1] as const) {
+    const self = connection.endpoint(side);
+    const peer = connection.endpoint(side === 0 ? 1 : 0);
+    if (self.finSeen || !self.hasSeqBase || peer.finSeen || peer.highestAckTime < 0) continue;
+    if (peer.highestAck !== self.bytesSent + 1) continue;
+    const frame = { input: peer.highestAckInput, frame: peer.highestAckFrame };
+    self.finSeen = true;
+    self.finInferred = true;
+    self.finSeq = (self.seqBase + self.bytesSent) >>> 0;
+    self.finTime = peer.highestAckTime;
+    self.finFrame = frame;
+    self.finAcked = true;
+    self.finAckTime = peer.highestAckTime;
+    self.finAckFrame = frame;
+    // The ACK that told us is not "data never seen" any more: it is the FIN's.
+    peer.ackedUnseen = false;
+    return true;
+  }
+  return false;
+}
+
 /** Why a close-wait verdict might be wrong, from gaps the capture shows; null when it is solid. */
 export function uncertainty(connection: Connection, stuck: 0 | 1): string | null {
   const self = connection.endpoint(stuck);
   const peer = connection.endpoint(stuck === 0 ? 1 : 0);
   const reasons: string[] = [];
+  if (peer.finInferred) reasons.push("the peer's FIN is not in the capture: it is inferred from the ACK number that acknowledged it");
   if (self.ackedUnseen || peer.ackedUnseen) reasons.push('an ACK covers data the capture never showed (packets missing)');
   if (connection.spansGap) reasons.push('the inputs have a gap in time while this connection was open');
   // Mid-stream, a side silent until the peer's FIN may have sent its own FIN before the capture began:

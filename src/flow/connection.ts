@@ -40,6 +40,12 @@ export class Endpoint {
   ackedUnseen = false;
   /** Highest acknowledgement number this side sent, relative to the other side's seqBase. */
   highestAck = 0;
+  /** When and where that acknowledgement was first sent (numbers, so the per-packet path stays allocation-free). */
+  highestAckTime = -1;
+  highestAckInput = 0;
+  highestAckFrame = 0;
+  /** This side's FIN was never captured but the other side acknowledged it (see inferMissingFin). */
+  finInferred = false;
   firstTime = -1;
   lastTime = -1;
 }

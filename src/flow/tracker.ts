@@ -194,7 +194,12 @@ export class ConnectionTracker {
   private onAck(sender: Endpoint, receiver: Endpoint, ack: number, time: number, input: number, frame: number): void {
     if (!receiver.hasSeqBase) return;
     const acked = seqDiff(ack, receiver.seqBase);
-    if (acked > sender.highestAck) sender.highestAck = acked;
+    if (acked > sender.highestAck) {
+      sender.highestAck = acked;
+      sender.highestAckTime = time;
+      sender.highestAckInput = input;
+      sender.highestAckFrame = frame;
+    }
     if (receiver.finSeen && !receiver.finAcked && seqDiff(ack, receiver.finSeq) >= 1) {
       receiver.finAcked = true;
       receiver.finAckTime = time;
