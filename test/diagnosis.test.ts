@@ -159,6 +159,7 @@ describe('diagnosis on the other real-kernel fixtures', () => {
     expect(s.stuckPerMinute).toBeNull();
     expect(report.diagnosis[0]!.kind).toBe('listen-backlog');
     expect(report.diagnosis[0]!.summary).toContain(`(${truth.diagnosis.clientsNeverConnected} connections never got a SYN-ACK at all)`);
+    expect(report.diagnosis[0]!.summary).toContain('while the stuck connections were opened and closed');
     expect(report.diagnosis[0]!.hint).toContain("ss -lnt 'sport = :20881'");
     const stuckItem = report.diagnosis.find((d) => d.kind === 'probe')!;
     expect(stuckItem.connections).toBe(truth.diagnosis.queuedNeverAccepted);
@@ -219,7 +220,7 @@ describe('listen backlog on scripted exchanges', () => {
     const item = result.diagnosis.find((d) => d.kind === 'listen-backlog')!;
     expect(item.summary).toBe(
       '3 client SYNs to 127.0.0.1:20880 got no answer (1 connection never got a SYN-ACK at all) and 1 SYN-ACK from 127.0.0.1:20880 was sent again: ' +
-        'the listen (accept) queue overflowed, so the application was not accepting connections for a while.',
+        'the listener was not taking new connections, the sign of a full accept queue (the application not calling accept() fast enough).',
     );
     expect(item.hint).toMatch(/ss -lnt 'sport = :20880'/);
     expect(item.uncertain).toBeNull();

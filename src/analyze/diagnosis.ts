@@ -148,6 +148,9 @@ class ServerStats {
   unansweredSyns = 0;
   /** Connections whose SYN never got any answer. */
   synsNeverAnswered = 0;
+  /** Capture time (ns) of the first and last handshake that stalled (SYN unanswered or SYN-ACK resent). */
+  stalledFrom = Number.POSITIVE_INFINITY;
+  stalledTo = Number.NEGATIVE_INFINITY;
   synAckRetransmits = 0;
   /** Handshakes this server answered: without any, "unanswered" SYNs may be a one-way capture. */
   synsAnswered = 0;
@@ -195,6 +198,10 @@ export class DiagnosisCollector {
       const never = !answered && settled ? 1 : 0;
       stats.unansweredSyns += client.synRetransmits + never;
       stats.synsNeverAnswered += never;
+      if (client.synRetransmits + never > 0 || (server.synAckSeen && server.synRetransmits > 0)) {
+        stats.stalledFrom = Math.min(stats.stalledFrom, client.synTime);
+        stats.stalledTo = Math.max(stats.stalledTo, client.synTime);
+      }
     }
 
     if (client.synSeen && server.synAckSeen && client.bytesSent === 0 && server.bytesSent === 0) {
@@ -236,6 +243,7 @@ export class DiagnosisCollector {
     }
 
     const completed: ServerSummary[] = [];
+    const leading = new Set<DiagnosisItem>();
     const patterns: ProbePattern[] = [];
     const items: DiagnosisItem[] = [];
 
@@ -279,13 +287,13 @@ export class DiagnosisCollector {
 
       const serverPatterns = stats ? probePatterns(summary, stats, stuck, stuckNanos) : [];
       patterns.push(...serverPatterns);
-      items.push(...diagnose(summary, stuck, serverPatterns, stats ?? null));
+      items.push(...diagnose(summary, stuck, serverPatterns, stats ?? null, (text) => time.relative(...rfc3339Parts(text)), leading));
     }
 
     return {
       servers: completed,
       patterns,
-      diagnosis: items.sort((x, y) => KIND_ORDER.indexOf(x.kind) - KIND_ORDER.indexOf(y.kind) || y.connections - x.connections),
+      diagnosis: items.sort((x, y) => rank(x, leading) - rank(y, leading) || y.connections - x.connections),
       timeline: buildTimeline(completed, byServer, stuckNanos, time, captureStart, captureEnd),
     };
   }
@@ -300,8 +308,13 @@ export class DiagnosisCollector {
 }
 
 const KIND_ORDER: DiagnosisItem['kind'][] = [
-  'listen-backlog', 'periodic-probe', 'probe', 'unanswered-request', 'answered-not-closed', 'client-not-closed', 'reconnect-into-close-wait', 'slow-close',
+  'periodic-probe', 'probe', 'unanswered-request', 'answered-not-closed', 'client-not-closed', 'reconnect-into-close-wait', 'listen-backlog', 'slow-close',
 ];
+
+/** Kind order, except that a listen backlog that explains the stuck connections comes first. */
+function rank(item: DiagnosisItem, leading: ReadonlySet<DiagnosisItem>): number {
+  return leading.has(item) ? -1 : KIND_ORDER.indexOf(item.kind);
+}
 
 function probePatterns(server: ServerSummary, stats: ServerStats, stuck: Finding[], peerFinNanos: (finding: Finding) => number): ProbePattern[] {
   const periodic: { ip: string; seconds: number; spread: number; sample: StartSample }[] = [];
@@ -342,7 +355,14 @@ function probePatterns(server: ServerSummary, stats: ServerStats, stuck: Finding
   return patterns;
 }
 
-function diagnose(server: ServerSummary, stuck: Finding[], patterns: ProbePattern[], stats: ServerStats | null): DiagnosisItem[] {
+function diagnose(
+  server: ServerSummary,
+  stuck: Finding[],
+  patterns: ProbePattern[],
+  stats: ServerStats | null,
+  toNanos: (rfc3339: string) => number,
+  leading: Set<DiagnosisItem>,
+): DiagnosisItem[] {
   const ref = { ip: server.ip, port: server.port };
   const at = formatEndpoint(server.ip, server.port);
   const items: DiagnosisItem[] = [];
@@ -359,9 +379,13 @@ function diagnose(server: ServerSummary, stuck: Finding[], patterns: ProbePatter
     });
   };
   const family = (name: FindingFamily) => stuck.filter((f) => f.family === name);
-  // With the accept queue seen overflowing, sockets nobody read may never have been accepted at all.
+  // Handshakes stalling while the stuck connections were opened and closed: the accept queue was
+  // full then, and sockets nobody read may never have been accepted at all.
   const backlog = stats !== null && (stats.unansweredSyns > 0 || stats.synAckRetransmits > 0);
-  const neverReadHint = (accepted: string) => (backlog ? maybeNeverAccepted(server.port) : accepted);
+  const stuckFrom = Math.min(...stuck.map((f) => toNanos(f.connectionStartTime)));
+  const stuckTo = Math.max(...stuck.map((f) => toNanos(f.peerFinTime)));
+  const backlogDuringLeak = backlog && stuck.length > 0 && stats.stalledFrom <= stuckTo && stats.stalledTo >= stuckFrom;
+  const neverReadHint = (accepted: string) => (backlogDuringLeak ? maybeNeverAccepted(server.port) : accepted);
 
   const probes = family('probe');
   const patterned = new Set<Finding>();
@@ -441,16 +465,21 @@ function diagnose(server: ServerSummary, stuck: Finding[], patterns: ProbePatter
         : '',
       stats.synAckRetransmits > 0 ? `${count(stats.synAckRetransmits, 'SYN-ACK')} from ${at} ${stats.synAckRetransmits === 1 ? 'was' : 'were'} sent again` : '',
     ].filter(Boolean);
-    items.push({
+    const onlySyns = stats.synAckRetransmits === 0;
+    const item: DiagnosisItem = {
       kind: 'listen-backlog',
       server: ref,
-      summary: `${parts.join(' and ')}: the listen (accept) queue overflowed, so the application was not accepting connections for a while.`,
+      summary:
+        `${parts.join(' and ')}: the listener was not taking new connections${backlogDuringLeak ? ' while the stuck connections were opened and closed' : ''}, ` +
+        `the sign of a full accept queue (the application not calling accept() fast enough)${onlySyns ? '; a firewall or SYN-flood protection dropping SYNs looks the same' : ''}.`,
       hint: `packets cannot tell a socket queued and never accepted from one accepted and never registered (both sit in CLOSE_WAIT once the client closes): \`ss -lnt 'sport = :${server.port}'\` tells — a listener Recv-Q at its backlog (Send-Q) means nothing is calling accept(); near 0 means the sockets were accepted and then leaked.`,
       connections: stats.unansweredSyns + stats.synAckRetransmits,
       clientBytes: 0,
       serverBytes: 0,
       uncertain: stats.synsAnswered === 0 && stats.synAckRetransmits === 0 ? 'the capture shows no SYN-ACK from this server at all: it may hold only one direction of the traffic' : null,
-    });
+    };
+    items.push(item);
+    if (backlogDuringLeak || !onlySyns) leading.add(item);
   }
 
   const slow = server.slowClose;
