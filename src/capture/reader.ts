@@ -111,7 +111,9 @@ export async function readCapture(source: InputSource, sink: RecordSink, options
       summary.error = summary.truncated ? 'interrupted before any capture header arrived' : 'empty file: no capture header';
     } else if (!summary.truncated) {
       const leftover = parser.end();
-      if (leftover) markCut(summary, leftover, parser.bytesConsumed);
+      // Nothing consumed: the file header itself is cut short, so nothing in the input is usable.
+      if (leftover && parser.bytesConsumed === 0) summary.error = leftover;
+      else if (leftover) markCut(summary, leftover, parser.bytesConsumed);
     }
   } catch (error) {
     if (options.signal?.aborted && source.stream) {
@@ -174,6 +176,11 @@ async function* decompressedChunks(source: InputSource, summary: InputSummary, o
     throw new InputError(source.path, describeFsError(error));
   });
   if (info.isDirectory()) throw new InputError(source.path, 'is a directory, not a capture file');
+  // A FIFO or a device (mkfifo, <(zcat ...), /dev/stdin) can be read once only: no peeking at its head.
+  if (!info.isFile()) {
+    yield* streamChunks(createReadStream(source.path, { highWaterMark: options.chunkBytes ?? DEFAULT_CHUNK_BYTES }), summary, options);
+    return;
+  }
   const head = await readHead(source.path);
   if (head.length >= 2 && head[0] === GZIP_MAGIC_0 && head[1] === GZIP_MAGIC_1) {
     yield* streamChunks(createReadStream(source.path, { highWaterMark: options.chunkBytes ?? DEFAULT_CHUNK_BYTES }), summary, options);
@@ -300,6 +307,8 @@ class FirstRecordSeen extends Error {}
 /** Time of the first packet, or null when the input has none (or cannot be read). */
 export async function firstPacketTime(source: InputSource): Promise<CaptureTime | null> {
   let first: CaptureTime | null = null;
+  // Peeking would consume a FIFO's bytes before the real read: its time stays unknown.
+  if (!source.stream && !(await stat(source.path).catch(() => null))?.isFile()) return null;
   try {
     await readCapture(source, (record) => {
       first = { seconds: record.seconds, nanos: record.nanos };

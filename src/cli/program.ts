@@ -1,5 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { realpath, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { analyze, DEFAULT_MAX_CONNECTIONS } from '../analyze/run.js';
@@ -126,7 +126,7 @@ async function analyzeCommand(args: string[], flags: AnalyzeFlags, io: ProgramIo
     for (const input of inputs.filter((i) => i.error)) io.stderr.write(`closewait: ${input.path}: ${input.error}\n`);
     if (!flags.quiet) for (const warning of archive.reports.flatMap((r) => r.warnings)) io.stderr.write(`closewait: warning: ${warning}\n`);
     if (inputs.every((i) => i.error)) return EXIT.usage;
-    await emit(renderArchive(archive, format, renderOptions), flags, io);
+    if (!(await emit(renderArchive(archive, format, renderOptions), flags, io))) return EXIT.usage;
     return flags.failOnFindings && archive.summary.closeWait > 0 ? EXIT.findings : EXIT.ok;
   }
   const progress = !flags.quiet && io.stderr.isTTY ? new ProgressLine(io.stderr, await totalBytes(expanded.paths)) : null;
@@ -140,14 +140,44 @@ async function analyzeCommand(args: string[], flags: AnalyzeFlags, io: ProgramIo
   if (!flags.quiet && !reportShowsWarnings) for (const warning of report.warnings) io.stderr.write(`closewait: warning: ${warning}\n`);
   if (unreadable.length === report.inputs.length) return EXIT.usage;
 
-  await emit(render(report, format, renderOptions), flags, io);
+  if (!(await emit(render(report, format, renderOptions), flags, io))) return EXIT.usage;
   if (flags.failOnFindings && report.findings.length > 0) return EXIT.findings;
   return EXIT.ok;
 }
 
-async function emit(rendered: string, flags: AnalyzeFlags, io: ProgramIo): Promise<void> {
-  if (flags.output) await writeAtomically(flags.output, rendered);
-  else await writeOut(io.stdout, rendered);
+/** Writes the report; on failure says so in one line and returns false (a report that was not written is no success). */
+async function emit(rendered: string, flags: AnalyzeFlags, io: ProgramIo): Promise<boolean> {
+  try {
+    if (flags.output) await writeAtomically(flags.output, rendered);
+    else await writeOut(io.stdout, rendered);
+    return true;
+  } catch (error) {
+    io.stderr.write(`closewait: cannot write the report to ${flags.output ?? 'standard output'}: ${describeWriteError(error)}\n`);
+    return false;
+  }
+}
+
+function describeWriteError(error: unknown): string {
+  const e = error as NodeJS.ErrnoException;
+  switch (e.code) {
+    case 'ENOENT':
+      return 'no such directory';
+    case 'ENOTDIR':
+      return 'a part of the path is not a directory';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EROFS':
+      return 'read-only file system';
+    case 'ENOSPC':
+      return 'no space left on device';
+    case 'EDQUOT':
+      return 'disk quota exceeded';
+    case 'EISDIR':
+      return 'is a directory';
+    default:
+      return e.code ? `${e.code} (${e.message})` : String(e.message ?? error);
+  }
 }
 
 /** Sizes of the files to read, for the progress line (stdin counts as unknown: 0). */
@@ -185,8 +215,19 @@ function render(report: Report, format: Format, options: { color: boolean; top: 
   }
 }
 
-/** Writes to a temporary file beside the target, then renames: readers never see half a report. */
-export async function writeAtomically(path: string, content: string): Promise<void> {
+/**
+ * Writes to a temporary file beside the target, then renames: readers never see half a report.
+ * A target that is not a regular file (/dev/stdout, a FIFO, a device) is written in place: renaming
+ * over it would replace the device with a file. A symbolic link keeps pointing where it did.
+ */
+export async function writeAtomically(target: string, content: string): Promise<void> {
+  // stat follows links, /dev/stdout -> /proc/self/fd/1 -> a pipe included (realpath cannot resolve a pipe).
+  const existing = await stat(target).catch(() => null);
+  if (existing && !existing.isFile()) {
+    await writeFile(target, content);
+    return;
+  }
+  const path = existing ? await realpath(target) : target;
   const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
   try {
     await writeFile(temporary, content, { flag: 'wx' });
@@ -197,10 +238,13 @@ export async function writeAtomically(path: string, content: string): Promise<vo
   }
 }
 
-/** Resolves once written; a reader that went away (`| head`) is not an error. */
+/** Resolves once written; a reader that went away (`| head`) is not an error, a full disk is. */
 function writeOut(stream: Writable, content: string): Promise<void> {
-  return new Promise((resolveWrite) => {
-    const done = () => resolveWrite();
+  return new Promise((resolveWrite, rejectWrite) => {
+    const done = (error?: Error | null) => {
+      if (error && (error as NodeJS.ErrnoException).code !== 'EPIPE') rejectWrite(error);
+      else resolveWrite();
+    };
     stream.once('error', done);
     stream.write(content, done);
   });
