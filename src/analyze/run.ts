@@ -29,6 +29,13 @@ export interface AnalyzeOptions {
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 1_000_000;
+/**
+ * Capture time can step back (a clock change, inputs merged out of order). The time base sits this far
+ * before the first packet so such packets still get times >= 0: downstream, -1 means "never" (no FIN,
+ * not closed), and a negative time taken for it made a closed connection look open and close again.
+ * Steps back further than this are held at the base.
+ */
+const TIME_BASE_MARGIN_SECONDS = 86_400;
 const DEFAULT_LINGER_SECONDS = 120;
 /** Distinct server endpoints reported one by one; the rest are summed in a row with ip '*'. */
 const MAX_SERVER_ENTRIES = 10_000;
@@ -87,7 +94,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
 
   const segment = newTcpSegment();
   const firstKnown = ordered.find((o) => o.first)?.first;
-  let time = new TimeBase(firstKnown?.seconds ?? 0, 6);
+  let time = new TimeBase((firstKnown?.seconds ?? 0) - TIME_BASE_MARGIN_SECONDS, 6);
   let timeBaseSet = firstKnown !== undefined;
   let captureStart = Number.POSITIVE_INFINITY;
   let captureEnd = Number.NEGATIVE_INFINITY;
@@ -97,10 +104,10 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
   const onRecord = (record: CaptureRecord): void => {
     totals.packets++;
     if (!timeBaseSet) {
-      time = new TimeBase(record.seconds, 6);
+      time = new TimeBase(record.seconds - TIME_BASE_MARGIN_SECONDS, 6);
       timeBaseSet = true;
     }
-    const now = time.relative(record.seconds, record.nanos);
+    const now = Math.max(0, time.relative(record.seconds, record.nanos));
     if (now < captureStart) captureStart = now;
     if (now > captureEnd) captureEnd = now;
     const status = decodeFrame(record.linkType, record.data, record.offset, record.caplen, segment);

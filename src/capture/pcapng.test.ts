@@ -318,7 +318,7 @@ describe('readCapture on pcapng', () => {
     expect(frames).toEqual([1, 2]);
     expect(summary).toMatchObject({ format: 'pcapng', linkTypes: [1, 113], packets: 2, fractionDigits: 9, truncated: true, error: null });
     expect(summary.warnings).toEqual([
-      `pcapng block length 20 disagrees with its trailer 24 (at byte ${file.length + 16}): stopped at byte ${file.length + 16}; kept the 2 packets before it`,
+      `pcapng block length 20 disagrees with its trailer 24 (at byte ${file.length + 16}): stopped at byte ${file.length}; kept the 2 packets before it`,
       '1 packets named an interface the file never described; skipped',
     ]);
   });

@@ -121,7 +121,7 @@ export async function readCapture(source: InputSource, sink: RecordSink, options
     } else if (error instanceof CaptureFormatError) {
       if (summary.packets === 0 && !parser?.linkTypes.length) summary.error = error.message;
       else if (summary.packets === 0) summary.error = `${error.message}; no packets before it`;
-      else markCut(summary, error.message, error.byteOffset);
+      else markCut(summary, error.message, parser?.bytesConsumed ?? error.byteOffset);
     } else if (error instanceof InputError) {
       summary.error = error.message.slice(source.path.length + 2);
     } else if (isGzipDamage(error)) {

@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError } from 'commander';
+import { analyze } from '../analyze/run.js';
+import { synFloodStream } from './flood.js';
+
+/**
+ * `node dist/fuzz/flood-run.js --tuples 10000000 --max-connections 1000000`: feeds a SYN flood of
+ * distinct 4-tuples to the analyzer as a stream and prints time, peak resident memory and what the
+ * report says about eviction.
+ */
+const whole = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`'${value}' is not a positive whole number`);
+  return n;
+};
+const flags = new Command('closewait-flood')
+  .option('--tuples <n>', 'distinct 4-tuples (one SYN each)', whole, 10_000_000)
+  .option('--max-connections <n>', 'the analyzer\'s cap on tracked connections', whole)
+  .parse()
+  .opts<{ tuples: number; maxConnections?: number }>();
+
+const startRss = process.memoryUsage().rss;
+let sampledPeak = startRss;
+const sampler = setInterval(() => {
+  sampledPeak = Math.max(sampledPeak, process.memoryUsage().rss);
+}, 50);
+const started = performance.now();
+const report = await analyze([{ path: '<syn-flood>', stream: synFloodStream({ tuples: flags.tuples }) }], { maxConnections: flags.maxConnections });
+const seconds = (performance.now() - started) / 1000;
+clearInterval(sampler);
+const mb = (bytes: number) => Math.round(bytes / 2 ** 20);
+process.stdout.write(`${JSON.stringify({
+  tuples: flags.tuples,
+  maxConnections: flags.maxConnections ?? 'default',
+  packets: report.summary.packets,
+  connections: report.summary.connections,
+  evicted: report.summary.evicted,
+  openAtEnd: report.summary.openAtEnd,
+  seconds: Math.round(seconds * 10) / 10,
+  packetsPerSecond: Math.round(report.summary.packets / seconds),
+  startRssMb: mb(startRss),
+  peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+  sampledPeakRssMb: mb(sampledPeak),
+  warning: report.warnings.find((w) => w.includes('evicted')) ?? null,
+}, null, 2)}\n`);
