@@ -10,7 +10,8 @@ const INITIAL_SCRATCH_BYTES = 256 * 1024;
 export abstract class FramedParser {
   private scratch = Buffer.alloc(INITIAL_SCRATCH_BYTES);
   private carried = 0;
-  private consumed = 0;
+  /** Stream offset of the next unit: what complete units took so far. */
+  protected consumed = 0;
 
   /**
    * Bytes a subclass needs to see at the start of a unit to know its length. unitLength() is
@@ -36,6 +37,15 @@ export abstract class FramedParser {
   push(chunk: Buffer): void {
     let pos = this.carried > 0 ? this.completeCarried(chunk) : 0;
     if (this.carried > 0) return;
+    pos = this.unitsInChunk(chunk, pos);
+    if (pos < chunk.length) this.carry(chunk, pos, chunk.length);
+  }
+
+  /**
+   * Hands over every whole unit of `chunk` from `pos` on and returns where the first incomplete one
+   * starts. This runs once per packet: a subclass may replace it with a loop specialised to its format.
+   */
+  protected unitsInChunk(chunk: Buffer, pos: number): number {
     // peekBytes changes once the file header is read (24 -> 16 for pcap): ask again for every unit,
     // or a short record right after the header would wait for a chunk that never comes.
     while (chunk.length - pos >= this.peekBytes) {
@@ -45,7 +55,7 @@ export abstract class FramedParser {
       this.consumed += length;
       pos += length;
     }
-    if (pos < chunk.length) this.carry(chunk, pos, chunk.length);
+    return pos;
   }
 
   /** Called at end of input: describes an unfinished unit, or returns null when the stream ended cleanly. */

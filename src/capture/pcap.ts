@@ -70,6 +70,35 @@ export class PcapParser extends FramedParser implements CaptureParser {
       this.readFileHeader(buf, offset);
       return;
     }
+    this.fillRecord(buf, offset, length, unitStart);
+    this.sink(this.record);
+  }
+
+  /**
+   * The record loop without the generic framing's calls per unit: once the file header is read every
+   * unit is a record. Same checks, same order, same errors as unitLength() and unit().
+   */
+  protected override unitsInChunk(chunk: Buffer, start: number): number {
+    if (!this.headerRead) return super.unitsInChunk(chunk, start);
+    const headerBytes = this.recordHeaderBytes;
+    const record = this.record;
+    const sink = this.sink;
+    const end = chunk.length;
+    let pos = start;
+    while (end - pos >= headerBytes) {
+      const caplen = this.u32(chunk, pos + REC_CAPLEN);
+      if (caplen > MAX_PCAP_CAPLEN) this.unitLength(chunk, pos, this.consumed); // throws the usual error
+      const length = headerBytes + caplen;
+      if (length > end - pos) break;
+      this.fillRecord(chunk, pos, length, this.consumed);
+      sink(record);
+      this.consumed += length;
+      pos += length;
+    }
+    return pos;
+  }
+
+  private fillRecord(buf: Buffer, offset: number, length: number, unitStart: number): void {
     const r = this.record;
     const fraction = this.u32(buf, offset + REC_TS_FRACTION);
     // Some writers put a fraction of a whole second or more here; carry it rather than reject the file.
@@ -83,7 +112,6 @@ export class PcapParser extends FramedParser implements CaptureParser {
     r.linkType = this.linkType;
     r.frame++;
     r.byteOffset = unitStart;
-    this.sink(r);
   }
 
   end(): string | null {
@@ -119,8 +147,11 @@ export class PcapParser extends FramedParser implements CaptureParser {
     this.headerRead = true;
   }
 
+  /** By byte index: Buffer#readUInt32LE validates its argument on every call, and this runs four times a record. */
   private u32(buf: Buffer, at: number): number {
-    return this.littleEndian ? buf.readUInt32LE(at) : buf.readUInt32BE(at);
+    return this.littleEndian
+      ? (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0
+      : ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0;
   }
 
   private u16(buf: Buffer, at: number): number {

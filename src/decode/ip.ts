@@ -1,5 +1,6 @@
 import { DecodeStatus, type TcpSegment } from './segment.js';
 import { decodeTcp } from './tcp.js';
+import { u16, u32 } from './bytes.js';
 
 const IPPROTO_TCP = 6;
 /** IP in IP: IPv4 (RFC 2003) or IPv6 (RFC 2473, 6in4/6rd) carried straight in an IP payload. */
@@ -42,9 +43,9 @@ export function decodeIpv4(buf: Buffer, offset: number, end: number, out: TcpSeg
   if (buf[offset]! >> 4 !== 4 || headerLength < IPV4_MIN_HEADER) return DecodeStatus.badHeader;
   let protocol = buf[offset + IPV4_PROTOCOL]!;
   if (!carriesTcp(protocol) && protocol !== IPPROTO_AH) return DecodeStatus.notTcp;
-  if ((buf.readUInt16BE(offset + IPV4_FRAGMENT) & IPV4_FRAGMENT_OFFSET_MASK) !== 0) return DecodeStatus.fragment;
+  if ((u16(buf, offset + IPV4_FRAGMENT) & IPV4_FRAGMENT_OFFSET_MASK) !== 0) return DecodeStatus.fragment;
   if (end - offset < headerLength) return DecodeStatus.truncated;
-  let totalLength = buf.readUInt16BE(offset + IPV4_TOTAL_LENGTH);
+  let totalLength = u16(buf, offset + IPV4_TOTAL_LENGTH);
   // Segmentation offload writes 0 here; the captured length is then the best we have.
   if (totalLength === 0) totalLength = end - offset;
   if (totalLength < headerLength) return DecodeStatus.badHeader;
@@ -61,15 +62,15 @@ export function decodeIpv4(buf: Buffer, offset: number, end: number, out: TcpSeg
   }
   if (protocol !== IPPROTO_TCP) return decodeTunnel(protocol, buf, at, Math.min(end, at + remaining), out, tunnelDepth);
   out.family = 4;
-  setMapped(out.src, buf.readUInt32BE(offset + IPV4_SRC));
-  setMapped(out.dst, buf.readUInt32BE(offset + IPV4_DST));
+  setMapped(out.src, u32(buf, offset + IPV4_SRC));
+  setMapped(out.dst, u32(buf, offset + IPV4_DST));
   return decodeTcp(buf, at, end, remaining, out);
 }
 
 export function decodeIpv6(buf: Buffer, offset: number, end: number, out: TcpSegment, tunnelDepth = 0): DecodeStatus {
   if (end - offset < IPV6_HEADER) return DecodeStatus.truncated;
   if (buf[offset]! >> 4 !== 6) return DecodeStatus.badHeader;
-  let payloadLength = buf.readUInt16BE(offset + IPV6_PAYLOAD_LENGTH);
+  let payloadLength = u16(buf, offset + IPV6_PAYLOAD_LENGTH);
   if (payloadLength === 0) payloadLength = end - offset - IPV6_HEADER; // jumbogram or offload
   let next = buf[offset + IPV6_NEXT_HEADER]!;
   let at = offset + IPV6_HEADER;
@@ -130,8 +131,8 @@ function setMapped(words: Uint32Array, ipv4: number): void {
 }
 
 function readWords(buf: Buffer, at: number, words: Uint32Array): void {
-  words[0] = buf.readUInt32BE(at);
-  words[1] = buf.readUInt32BE(at + 4);
-  words[2] = buf.readUInt32BE(at + 8);
-  words[3] = buf.readUInt32BE(at + 12);
+  words[0] = u32(buf, at);
+  words[1] = u32(buf, at + 4);
+  words[2] = u32(buf, at + 8);
+  words[3] = u32(buf, at + 12);
 }

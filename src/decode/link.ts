@@ -1,5 +1,6 @@
 import { decodeIp, decodeIpv4, decodeIpv6 } from './ip.js';
 import { DecodeStatus, type TcpSegment } from './segment.js';
+import { u16 } from './bytes.js';
 
 /** Link-layer header types (tcpdump.org/linktypes.html) that can carry IP. */
 export const LINKTYPE = {
@@ -108,12 +109,12 @@ export function decodeFrame(linkType: number, buf: Buffer, offset: number, caple
 function decodeEthernet(buf: Buffer, offset: number, end: number, out: TcpSegment): DecodeStatus {
   if (end - offset < ETHERNET_HEADER) return DecodeStatus.truncated;
   let typeAt = offset + ETHERNET_TYPE;
-  let type = buf.readUInt16BE(typeAt);
+  let type = u16(buf, typeAt);
   for (let tags = 0; type === ETHERTYPE_VLAN || type === ETHERTYPE_QINQ || type === ETHERTYPE_QINQ_OLD; tags++) {
     if (tags === MAX_VLAN_TAGS) return DecodeStatus.badHeader;
     typeAt += VLAN_TAG;
     if (typeAt + 2 > end) return DecodeStatus.truncated;
-    type = buf.readUInt16BE(typeAt);
+    type = u16(buf, typeAt);
   }
   if (type <= MAX_8023_LENGTH) return decodeLlcSnap(buf, typeAt + 2, end, out);
   return decodeEthertype(type, buf, typeAt + 2, end, out);

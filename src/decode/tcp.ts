@@ -1,4 +1,5 @@
 import { DecodeStatus, type TcpSegment } from './segment.js';
+import { u16, u32 } from './bytes.js';
 
 const SRC_PORT = 0;
 const DST_PORT = 2;
@@ -19,12 +20,12 @@ export function decodeTcp(buf: Buffer, offset: number, end: number, segmentLengt
   if (end - offset < ESSENTIAL_BYTES) return DecodeStatus.truncated;
   const headerLength = (buf[offset + DATA_OFFSET]! >> 4) * 4;
   if (headerLength < MIN_HEADER || headerLength > segmentLength) return DecodeStatus.badHeader;
-  out.srcPort = buf.readUInt16BE(offset + SRC_PORT);
-  out.dstPort = buf.readUInt16BE(offset + DST_PORT);
-  out.seq = buf.readUInt32BE(offset + SEQ);
-  out.ack = buf.readUInt32BE(offset + ACK);
+  out.srcPort = u16(buf, offset + SRC_PORT);
+  out.dstPort = u16(buf, offset + DST_PORT);
+  out.seq = u32(buf, offset + SEQ);
+  out.ack = u32(buf, offset + ACK);
   out.flags = buf[offset + FLAGS]!;
-  out.window = end - offset >= WINDOW + 2 ? buf.readUInt16BE(offset + WINDOW) : 0;
+  out.window = end - offset >= WINDOW + 2 ? u16(buf, offset + WINDOW) : 0;
   out.payloadLength = segmentLength - headerLength;
   return DecodeStatus.ok;
 }

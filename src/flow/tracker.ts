@@ -18,6 +18,8 @@ export interface TrackerOptions {
 }
 
 const HALF_RANGE = 0x80000000;
+/** Listening endpoints remembered by number, so a SYN-ACK from a known listener builds no strings. */
+const MAX_KNOWN_LISTENERS = 65_536;
 const SWEEP_EVERY_NANOS = 5e9;
 /** On overflow, evict down to this share of the cap so eviction runs rarely. */
 const EVICT_TO_SHARE = 0.9;
@@ -31,6 +33,14 @@ export class ConnectionTracker {
   private readonly table = new ConnectionTable();
   private readonly connections: (Connection | undefined)[] = [];
   private readonly key = new Uint32Array(KEY_WORDS);
+  /**
+   * Connections in the order they closed (kept sorted by closedTime), so a sweep releases from the
+   * front instead of scanning every connection. Entries released otherwise since are skipped.
+   */
+  private closedQueue: (Connection | undefined)[] = [];
+  private closedHead = 0;
+  private readonly knownListeners = new ConnectionTable();
+  private readonly listenerKey = new Uint32Array(KEY_WORDS);
   private serial = 0;
   private now = 0;
   private nextSweep = SWEEP_EVERY_NANOS;
@@ -116,14 +126,66 @@ export class ConnectionTracker {
     if (time >= this.nextSweep) this.sweep();
   }
 
-  /** Releases closed connections whose linger has passed. */
+  /** Releases closed connections whose linger has passed, in id order. */
   private sweep(): void {
     this.nextSweep = this.now + SWEEP_EVERY_NANOS;
     const cutoff = this.now - this.options.lingerNanos;
-    for (let id = 0; id < this.connections.length; id++) {
-      const connection = this.connections[id];
-      if (connection && connection.closedTime >= 0 && connection.closedTime < cutoff) this.release(id, connection, 'closed');
+    const queue = this.closedQueue;
+    const due: number[] = [];
+    while (this.closedHead < queue.length && queue[this.closedHead]!.closedTime < cutoff) {
+      const connection = queue[this.closedHead]!;
+      queue[this.closedHead++] = undefined;
+      const id = this.idOf(connection);
+      if (id >= 0) due.push(id);
     }
+    if (this.closedHead > 1024 && this.closedHead * 2 > queue.length) {
+      this.closedQueue = queue.slice(this.closedHead);
+      this.closedHead = 0;
+    }
+    due.sort((x, y) => x - y);
+    for (const id of due) this.release(id, this.connections[id]!, 'closed');
+  }
+
+  private queueClosed(connection: Connection): void {
+    const queue = this.closedQueue;
+    let at = queue.length;
+    // Capture time can step back (merged inputs, clock jumps): keep the queue in closedTime order.
+    while (at > this.closedHead && queue[at - 1]!.closedTime > connection.closedTime) at--;
+    if (at === queue.length) queue.push(connection);
+    else queue.splice(at, 0, connection);
+  }
+
+  /** The connection's id while it is in the table, else -1. */
+  private idOf(connection: Connection): number {
+    const key = this.key;
+    const a = connection.addressA;
+    const b = connection.addressB;
+    key[0] = a[0]!;
+    key[1] = a[1]!;
+    key[2] = a[2]!;
+    key[3] = a[3]!;
+    key[4] = b[0]!;
+    key[5] = b[1]!;
+    key[6] = b[2]!;
+    key[7] = b[3]!;
+    key[8] = ((connection.portA << 16) | connection.portB) >>> 0;
+    const id = this.table.find(key);
+    return id >= 0 && this.connections[id] === connection ? id : -1;
+  }
+
+  /** Tells the role resolver about a listening endpoint once, not on every handshake it answers. */
+  private noteListener(connection: Connection, side: 0 | 1): void {
+    const key = this.listenerKey;
+    const address = side === 0 ? connection.addressA : connection.addressB;
+    key[0] = address[0]!;
+    key[1] = address[1]!;
+    key[2] = address[2]!;
+    key[3] = address[3]!;
+    key[4] = connection.family;
+    key[8] = side === 0 ? connection.portA : connection.portB;
+    if (this.knownListeners.find(key) >= 0) return;
+    if (this.knownListeners.size < MAX_KNOWN_LISTENERS) this.knownListeners.insert(key);
+    this.roles.noteListener(connection, side);
   }
 
   private born(seg: TcpSegment, senderIsA: boolean, time: number, frame: FrameRef): Connection {
@@ -150,7 +212,7 @@ export class ConnectionTracker {
       else sender.synRetransmits++;
       if (flags & TCP_FLAG.ACK && !sender.synAckSeen) {
         sender.synAckSeen = true;
-        this.roles.noteListener(connection, side);
+        this.noteListener(connection, side);
         if (connection.roleReason !== 'syn') {
           connection.clientSide = side === 0 ? 1 : 0;
           connection.roleReason = 'syn-ack';
@@ -174,7 +236,10 @@ export class ConnectionTracker {
       sender.rstTime = time;
       sender.rstFrame = { input, frame };
     }
-    if (connection.closedTime < 0 && connection.isFinished) connection.closedTime = time;
+    if (connection.closedTime < 0 && connection.isFinished) {
+      connection.closedTime = time;
+      this.queueClosed(connection);
+    }
   }
 
   private recordSyn(connection: Connection, sender: Endpoint, isn: number, time: number, frame: FrameRef, side: 0 | 1): void {
