@@ -100,6 +100,14 @@ describe('pcap record headers that lie', () => {
     expect(report.summary.durationSeconds).toBe(12);
     expect(report.findings).toHaveLength(1);
     expect(report.findings[0]!.stuckSeconds).toBeGreaterThanOrEqual(0);
+    expect(report.warnings).toEqual(['hand-built: time steps back 1 time (by up to 12 s, first at frame 4): ages and durations around it may be off']);
+  });
+
+  it('steps back shorter than a second (capture queues interleaving) are not worth a warning', async () => {
+    const frames = closeWaitFrames();
+    const fractions = [500_000, 400_000, 600_000, 100_000, 900_000];
+    const report = await analyzeBytes(pcapFile(frames.map((data, i) => ({ seconds: 1_700_000_000, fraction: fractions[i], data }))));
+    expect(report.warnings).toEqual([]);
   });
 
   it('a connection that closes at a time before the first packet is closed once, and released once', async () => {
@@ -124,6 +132,7 @@ describe('pcap record headers that lie', () => {
     expect(report.summary.openAtEnd).toBe(1);
     expect(report.summary.captureStartTime).toBe('1970-01-01T00:15:00.000000Z');
     expect(report.summary.durationSeconds).toBe(400);
+    expect(report.warnings).toEqual(['hand-built: time steps back 1 time (by up to 100 s, first at frame 2): ages and durations around it may be off']);
   });
 });
 

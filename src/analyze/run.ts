@@ -33,9 +33,12 @@ export const DEFAULT_MAX_CONNECTIONS = 1_000_000;
  * Capture time can step back (a clock change, inputs merged out of order). The time base sits this far
  * before the first packet so such packets still get times >= 0: downstream, -1 means "never" (no FIN,
  * not closed), and a negative time taken for it made a closed connection look open and close again.
- * Steps back further than this are held at the base.
+ * Steps back further than this are held at the base for connection tracking (the capture's start and
+ * end still say what the timestamps say).
  */
 const TIME_BASE_MARGIN_SECONDS = 86_400;
+/** A step back in capture time shorter than this is reordering between capture queues, not a clock change. */
+const CLOCK_STEP_BACK_NANOS = 1e9;
 const DEFAULT_LINGER_SECONDS = 120;
 /** Distinct server endpoints reported one by one; the rest are summed in a row with ip '*'. */
 const MAX_SERVER_ENTRIES = 10_000;
@@ -100,6 +103,9 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
   let captureEnd = Number.NEGATIVE_INFINITY;
   let inputIndex = 0;
   const summaries: InputSummary[] = [];
+  // Per input: packets stamped earlier than the packet before them, beyond reordering.
+  const stepsBack = { previous: Number.NEGATIVE_INFINITY, count: 0, largest: 0, firstFrame: 0 };
+  const stepBackWarnings: string[] = [];
 
   const onRecord = (record: CaptureRecord): void => {
     totals.packets++;
@@ -107,7 +113,12 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
       time = new TimeBase(record.seconds - TIME_BASE_MARGIN_SECONDS, 6);
       timeBaseSet = true;
     }
-    const now = Math.max(0, time.relative(record.seconds, record.nanos));
+    const now = time.relative(record.seconds, record.nanos);
+    if (stepsBack.previous - now > CLOCK_STEP_BACK_NANOS) {
+      if (stepsBack.count++ === 0) stepsBack.firstFrame = record.frame;
+      stepsBack.largest = Math.max(stepsBack.largest, stepsBack.previous - now);
+    }
+    stepsBack.previous = now;
     if (now < captureStart) captureStart = now;
     if (now > captureEnd) captureEnd = now;
     const status = decodeFrame(record.linkType, record.data, record.offset, record.caplen, segment);
@@ -116,7 +127,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
       return;
     }
     totals.tcpPackets++;
-    tracker.onSegment(segment, now, inputIndex, record.frame);
+    tracker.onSegment(segment, Math.max(0, now), inputIndex, record.frame);
   };
 
   const discontinuities: Discontinuity[] = [];
@@ -133,6 +144,12 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
       onProgress: (bytesRead) => options.onProgress?.({ input: inputIndex, path: source.path, bytesRead, packets: totals.packets }),
     });
     summaries.push(summary);
+    if (stepsBack.count > 0) {
+      stepBackWarnings.push(
+        `${source.path}: time steps back ${stepsBack.count.toLocaleString('en-US')} ${stepsBack.count === 1 ? 'time' : 'times'} (by up to ${roundSeconds(stepsBack.largest / 1e9).toLocaleString('en-US')} s, first at frame ${stepsBack.firstFrame.toLocaleString('en-US')}): ages and durations around it may be off`,
+      );
+    }
+    Object.assign(stepsBack, { previous: Number.NEGATIVE_INFINITY, count: 0, largest: 0, firstFrame: 0 });
     inputIndex++;
   }
 
@@ -175,6 +192,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
     );
   }
   for (const summary of summaries) for (const warning of summary.warnings) warnings.push(`${summary.path}: ${warning}`);
+  warnings.push(...stepBackWarnings);
   for (const summary of summaries) {
     const unsupported = summary.linkTypes.filter((linkType) => !SUPPORTED_LINK_TYPES.includes(linkType));
     if (unsupported.length > 0) warnings.push(`${summary.path}: link type ${unsupported.join(', ')} is not one closewait decodes (Ethernet, Linux SLL/SLL2, raw IP, NULL/LOOP, PPP, NFLOG...): its packets were skipped`);

@@ -19,9 +19,13 @@ export class TimeBase {
   }
 }
 
+/** What a time that RFC 3339 cannot write (beyond year 9999, or not a number) is written as. */
+export const INVALID_TIME = 'invalid-time';
+
 export function formatRfc3339(seconds: number, nanos: number, fractionDigits: number): string {
   const date = new Date(seconds * 1000);
-  if (Number.isNaN(date.getTime())) return 'invalid-time';
+  // RFC 3339 years have four digits: a pcapng timestamp past 9999 (damage) has no honest spelling.
+  if (Number.isNaN(date.getTime()) || date.getUTCFullYear() < 0 || date.getUTCFullYear() > 9999) return INVALID_TIME;
   const whole = date.toISOString().slice(0, 19);
   if (fractionDigits <= 0) return `${whole}Z`;
   const fraction = String(Math.min(999_999_999, Math.max(0, Math.round(nanos)))).padStart(9, '0').slice(0, Math.min(9, fractionDigits));

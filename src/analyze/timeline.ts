@@ -1,6 +1,6 @@
 import { formatEndpoint } from '../flow/address.js';
 import type { Finding, ServerSummary, TimelinePoint } from './model.js';
-import type { TimeBase } from './time.js';
+import { INVALID_TIME, type TimeBase } from './time.js';
 
 /** Points per server: enough for a sparkline or a chart, few enough for a ticket. */
 export const TIMELINE_BUCKETS = 60;
@@ -22,6 +22,8 @@ export function buildTimeline(
   captureEnd: number,
 ): TimelinePoint[] {
   if (!(captureEnd >= captureStart)) return [];
+  // A timeline needs both ends on the calendar: damaged timestamps past year 9999 have none.
+  if (time.format(captureStart) === INVALID_TIME || time.format(captureEnd) === INVALID_TIME) return [];
   const drawn = servers.filter((s) => s.closeWait > 0 && s.ip !== '*').slice(0, TIMELINE_SERVERS);
   if (drawn.length === 0) return [];
   const span = captureEnd - captureStart;

@@ -7,7 +7,7 @@ import { fingerprint } from './random.js';
 
 /** The repository root, whether running from src/ (vitest) or dist/ (npm run fuzz). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const DEFAULT_SEED_DIRS = [join(REPO_ROOT, 'fixtures'), resolve(REPO_ROOT, '../shared/corpus')];
+export const DEFAULT_SEED_DIRS = [join(REPO_ROOT, 'test/regressions'), join(REPO_ROOT, 'fixtures'), resolve(REPO_ROOT, '../shared/corpus')];
 /** Seeds larger than this are cut at a record boundary: big inputs slow the run without finding more. */
 const MAX_SEED_BYTES = 512 * 1024;
 const MAX_SEED_FILES = 5_000;
