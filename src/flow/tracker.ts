@@ -20,6 +20,8 @@ export interface TrackerOptions {
 const HALF_RANGE = 0x80000000;
 /** Listening endpoints remembered by number, so a SYN-ACK from a known listener builds no strings. */
 const MAX_KNOWN_LISTENERS = 65_536;
+/** How far back a closing connection is walked to keep the closed queue in time order. */
+const MAX_CLOSED_QUEUE_WALK = 64;
 const SWEEP_EVERY_NANOS = 5e9;
 /** On overflow, evict down to this share of the cap so eviction runs rarely. */
 const EVICT_TO_SHARE = 0.9;
@@ -147,12 +149,28 @@ export class ConnectionTracker {
   }
 
   private queueClosed(connection: Connection): void {
+    // Released otherwise (evicted, taken over by a new SYN), entries wait for a sweep to pass them; while
+    // capture time stands still or runs back no sweep does, so drop them before they outnumber the table.
+    if (this.closedQueue.length - this.closedHead > 2 * this.table.size + 1024) this.compactClosedQueue();
     const queue = this.closedQueue;
     let at = queue.length;
-    // Capture time can step back (merged inputs, clock jumps): keep the queue in closedTime order.
-    while (at > this.closedHead && queue[at - 1]!.closedTime > connection.closedTime) at--;
+    // Capture time can step back (merged inputs, clock jumps): keep the queue in closedTime order, as far
+    // as a short walk back goes. Time running backwards throughout would make the walk quadratic; an
+    // entry placed early of its turn is only released late, when the entries before it are due.
+    const stop = Math.max(this.closedHead, queue.length - MAX_CLOSED_QUEUE_WALK);
+    while (at > stop && queue[at - 1]!.closedTime > connection.closedTime) at--;
     if (at === queue.length) queue.push(connection);
     else queue.splice(at, 0, connection);
+  }
+
+  private compactClosedQueue(): void {
+    const live: Connection[] = [];
+    for (let i = this.closedHead; i < this.closedQueue.length; i++) {
+      const connection = this.closedQueue[i];
+      if (connection && this.idOf(connection) >= 0) live.push(connection);
+    }
+    this.closedQueue = live;
+    this.closedHead = 0;
   }
 
   /** The connection's id while it is in the table, else -1. */

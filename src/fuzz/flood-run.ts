@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
 import { analyze } from '../analyze/run.js';
+import { TCP } from './build.js';
 import { synFloodStream } from './flood.js';
 
 /**
@@ -16,8 +17,10 @@ const whole = (value: string) => {
 const flags = new Command('closewait-flood')
   .option('--tuples <n>', 'distinct 4-tuples (one SYN each)', whole, 10_000_000)
   .option('--max-connections <n>', 'the analyzer\'s cap on tracked connections', whole)
+  .option('--rst', 'each packet a RST (a connection closed at birth) instead of a SYN')
+  .option('--backwards', 'each packet 10 µs earlier than the one before it')
   .parse()
-  .opts<{ tuples: number; maxConnections?: number }>();
+  .opts<{ tuples: number; maxConnections?: number; rst?: boolean; backwards?: boolean }>();
 
 const startRss = process.memoryUsage().rss;
 let sampledPeak = startRss;
@@ -25,7 +28,7 @@ const sampler = setInterval(() => {
   sampledPeak = Math.max(sampledPeak, process.memoryUsage().rss);
 }, 50);
 const started = performance.now();
-const report = await analyze([{ path: '<syn-flood>', stream: synFloodStream({ tuples: flags.tuples }) }], { maxConnections: flags.maxConnections });
+const report = await analyze([{ path: '<syn-flood>', stream: synFloodStream({ tuples: flags.tuples, flags: flags.rst ? TCP.RST : TCP.SYN, spacingMicros: flags.backwards ? -10 : 1 }) }], { maxConnections: flags.maxConnections });
 const seconds = (performance.now() - started) / 1000;
 clearInterval(sampler);
 const mb = (bytes: number) => Math.round(bytes / 2 ** 20);

@@ -4,8 +4,10 @@ import { pcapHeader, TCP, tcpFrame } from './build.js';
 export interface SynFloodOptions {
   /** Distinct 4-tuples, one SYN each. */
   tuples: number;
-  /** Capture time between SYNs, in microseconds. */
+  /** Capture time between packets, in microseconds; negative runs the clock backwards. */
   spacingMicros?: number;
+  /** TCP flags of every packet (SYN by default; RST makes each a connection closed at birth). */
+  flags?: number;
   /** SYNs per chunk handed to the reader. */
   packetsPerChunk?: number;
   startSeconds?: number;
@@ -24,7 +26,7 @@ export function synFloodStream(options: SynFloodOptions): Readable {
   const spacing = options.spacingMicros ?? 1;
   const perChunk = options.packetsPerChunk ?? 4096;
   const startSeconds = options.startSeconds ?? 1_700_000_000;
-  const frame = tcpFrame('10.0.0.0', SERVER, { srcPort: 1024, dstPort: SERVER_PORT, flags: TCP.SYN, seq: 0 });
+  const frame = tcpFrame('10.0.0.0', SERVER, { srcPort: 1024, dstPort: SERVER_PORT, flags: options.flags ?? TCP.SYN, seq: 0 });
   const recordBytes = 16 + frame.length;
   const template = Buffer.alloc(recordBytes);
   template.writeUInt32LE(frame.length, 8);
@@ -56,7 +58,7 @@ export function synFloodStream(options: SynFloodOptions): Readable {
         template.copy(chunk, at);
         const micros = sent * spacing;
         chunk.writeUInt32LE(startSeconds + Math.floor(micros / 1e6), at);
-        chunk.writeUInt32LE(micros % 1e6, at + 4);
+        chunk.writeUInt32LE(((micros % 1e6) + 1e6) % 1e6, at + 4);
         // 10.0.0.0/8 gives 16 M addresses × 60,000 ports: every tuple distinct.
         chunk.writeUInt32BE((0x0a000000 | Math.floor(sent / PORTS_PER_ADDRESS)) >>> 0, at + SRC_IP);
         chunk.writeUInt16BE(1024 + (sent % PORTS_PER_ADDRESS), at + SRC_PORT);
