@@ -1,6 +1,6 @@
 import { unlink, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { analyze } from '../analyze/run.js';
+import { analyze, type AnalyzeOptions } from '../analyze/run.js';
 import type { Report } from '../analyze/model.js';
 import { renderCsv } from '../report/csv.js';
 import { renderHtml } from '../report/html.js';
@@ -9,6 +9,7 @@ import { renderMarkdown } from '../report/markdown.js';
 import { renderText } from '../report/text.js';
 import type { Seed, TruncationOracle } from './mutate.js';
 import type { Random } from './random.js';
+import { locateStructure } from './structure.js';
 
 /**
  * What happened to one input:
@@ -41,6 +42,13 @@ export interface CheckOptions {
   rechunk?: boolean;
   /** Also write the bytes to this file and read it by path (the file reader, gzip sniffing, first-packet ordering). */
   viaFile?: string;
+  /**
+   * Also cut the capture in two at a record boundary (the file header repeated) and read the halves as
+   * one capture from files named after this path: time ordering, continuity checks, two inputs.
+   */
+  splitFiles?: string;
+  /** Options for every read: small connection caps, port filters and minimum ages take other paths. */
+  analyzeOptions?: AnalyzeOptions;
 }
 
 /** Streams `bytes` in chunks of the sizes `sizeOf` picks (a fresh Buffer per chunk, as a socket would). */
@@ -84,7 +92,7 @@ export async function checkInput(bytes: Buffer, options: CheckOptions = {}): Pro
   const outcome: Outcome = { kind: 'report', problems: [], packets: 0, warnings: 0, error: null };
   let report: Report;
   try {
-    report = await analyze([{ path, stream: chunkedStream(bytes, (n) => n) }]);
+    report = await analyze([{ path, stream: chunkedStream(bytes, (n) => n) }], options.analyzeOptions);
   } catch (error) {
     return { ...outcome, kind: 'crash', problems: [`analyze threw: ${describeThrown(error)}`] };
   }
@@ -104,7 +112,7 @@ export async function checkInput(bytes: Buffer, options: CheckOptions = {}): Pro
     const style = rng.pick(['tiny', 'random', 'odd'] as const);
     const sizeOf = style === 'tiny' ? () => rng.between(1, 7) : style === 'odd' ? () => rng.pick([1, 3, 11, 13, 17, 4093]) : (n: number) => rng.between(1, Math.max(1, Math.min(n, 70_000)));
     try {
-      const again = await analyze([{ path, stream: chunkedStream(bytes, sizeOf) }]);
+      const again = await analyze([{ path, stream: chunkedStream(bytes, sizeOf) }], options.analyzeOptions);
       const first = renderJson(report);
       const second = renderJson(again);
       // zlib drops what it inflated from a write that ends in an error, so how much of a damaged gzip
@@ -118,7 +126,7 @@ export async function checkInput(bytes: Buffer, options: CheckOptions = {}): Pro
   if (options.viaFile) {
     try {
       await writeFile(options.viaFile, bytes);
-      const fromFile = await analyze([options.viaFile]);
+      const fromFile = await analyze([options.viaFile], options.analyzeOptions);
       const viaStream = renderJson(report);
       const viaPath = renderJson(fromFile);
       if (viaStream !== viaPath) outcome.problems.push(`report differs when the bytes are read from a file: ${firstDifference(viaStream, viaPath)}`);
@@ -126,6 +134,26 @@ export async function checkInput(bytes: Buffer, options: CheckOptions = {}): Pro
       return { ...outcome, kind: 'crash', problems: [`analyze threw reading the input from a file: ${describeThrown(error)}`] };
     } finally {
       await unlink(options.viaFile).catch(() => undefined);
+    }
+  }
+  if (options.splitFiles) {
+    const layout = locateStructure(bytes);
+    if (layout.units.length >= 3) {
+      const header = layout.units[0]!;
+      const cut = layout.units[1 + Math.floor(layout.units.length / 2) - 1]!.start;
+      const halves = [bytes.subarray(0, cut), Buffer.concat([bytes.subarray(header.start, header.start + header.length), bytes.subarray(cut)])];
+      const paths = halves.map((_, i) => `${options.splitFiles}${i === 0 ? '' : i}`);
+      try {
+        await Promise.all(halves.map((half, i) => writeFile(paths[i]!, half)));
+        // Named in reverse: reading them in time order is the analyzer's job, not the arguments'.
+        const split = await analyze([...paths].reverse(), options.analyzeOptions);
+        renderAll(split, outcome.problems);
+        checkConsistency(split, outcome.problems, 2);
+      } catch (error) {
+        return { ...outcome, kind: 'crash', problems: [`analyze threw reading the capture cut in two files: ${describeThrown(error)}`] };
+      } finally {
+        await Promise.all(paths.map((p) => unlink(p).catch(() => undefined)));
+      }
     }
   }
   if (outcome.problems.length > 0) outcome.kind = 'lie';
@@ -160,16 +188,20 @@ function checkLine(what: string, line: string, problems: string[]): void {
   if (/\bNaN\b|\bundefined\b|\[object /.test(line)) problems.push(`${what} shows a placeholder: ${JSON.stringify(line.slice(0, 200))}`);
 }
 
-function checkConsistency(report: Report, problems: string[]): void {
+function checkConsistency(report: Report, problems: string[], inputs = 1): void {
   const { summary } = report;
-  if (report.inputs.length !== 1) problems.push(`${report.inputs.length} inputs reported for one`);
-  const input = report.inputs[0]!;
-  if (input.error !== null) {
-    checkLine('the error', input.error, problems);
-    if (input.packets !== 0) problems.push(`an error (${input.error}) after ${input.packets} packets: should be a warning`);
+  if (report.inputs.length !== inputs) problems.push(`${report.inputs.length} inputs reported for ${inputs}`);
+  for (const input of report.inputs) {
+    if (input.error !== null) {
+      checkLine('the error', input.error, problems);
+      if (input.packets !== 0) problems.push(`an error (${input.error}) after ${input.packets} packets: should be a warning`);
+    }
+    if (input.truncated && input.warnings.length === 0 && input.error === null) problems.push('input marked truncated without a warning saying where');
+    if (input.packets === 0 && (input.firstPacketTime !== null || input.lastPacketTime !== null)) problems.push('packet times for an input without packets');
   }
   for (const warning of report.warnings) checkLine('a warning', warning, problems);
-  if (input.packets !== summary.packets) problems.push(`inputs[0].packets ${input.packets} != summary.packets ${summary.packets}`);
+  const packets = report.inputs.reduce((sum, input) => sum + input.packets, 0);
+  if (packets !== summary.packets) problems.push(`inputs' packets ${packets} != summary.packets ${summary.packets}`);
   const skipped = Object.values(summary.skipped).reduce((sum, n) => sum + n, 0);
   if (summary.tcpPackets + skipped !== summary.packets) problems.push(`tcpPackets ${summary.tcpPackets} + skipped ${skipped} != packets ${summary.packets}`);
   if (summary.closeWait !== report.findings.length) problems.push(`summary.closeWait ${summary.closeWait} != ${report.findings.length} findings`);
@@ -178,13 +210,12 @@ function checkConsistency(report: Report, problems: string[]): void {
   if (summary.reset + summary.closed + summary.openAtEnd + summary.closeWaitAnyAge > summary.connections) {
     problems.push(`reset ${summary.reset} + closed ${summary.closed} + open ${summary.openAtEnd} + CLOSE_WAIT ${summary.closeWaitAnyAge} > ${summary.connections} connections`);
   }
-  if (input.truncated && input.warnings.length === 0 && input.error === null) problems.push('input marked truncated without a warning saying where');
-  if (input.packets === 0 && (input.firstPacketTime !== null || input.lastPacketTime !== null)) problems.push('packet times for an input without packets');
+  if (summary.closeWaitAnyAge < summary.closeWait) problems.push(`closeWaitAnyAge ${summary.closeWaitAnyAge} < closeWait ${summary.closeWait}`);
   for (const finding of report.findings) {
     if (!(finding.stuckSeconds >= 0) || !Number.isFinite(finding.stuckSeconds)) problems.push(`finding stuck for ${finding.stuckSeconds} s`);
     for (const ref of [finding.evidence.firstPacket, finding.evidence.peerFin, finding.evidence.peerFinAck, finding.evidence.lastPacket]) {
       // Frame numbers count every packet block, read or skipped (an unknown interface), as Wireshark does.
-      if (ref.input !== 0 || !(ref.frame >= 1)) problems.push(`evidence names frame ${ref.frame} of input ${ref.input}`);
+      if (!(ref.input >= 0 && ref.input < inputs) || !(ref.frame >= 1)) problems.push(`evidence names frame ${ref.frame} of input ${ref.input}`);
     }
   }
   const bad = nonFiniteNumber(report, 'report');
