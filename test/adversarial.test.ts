@@ -358,6 +358,14 @@ describe('the CLI as a person meets it (spawned)', () => {
     expect(unreadable.stdout).toBe('');
   });
 
+  it('--max-connections: past the cap the idlest are evicted, counted in the report and warned about on stderr', () => {
+    const result = run(['analyze', '--format', 'json', '--max-connections', '10', 'fixtures/incident.pcap']);
+    expect(result.status).toBe(0);
+    const report = JSON.parse(result.stdout) as Report;
+    expect(report.summary.evicted).toBeGreaterThan(0);
+    expect(result.stderr).toContain(`closewait: warning: ${report.summary.evicted.toLocaleString('en-US')} open connections were evicted because more than 10 were open at once: findings may be incomplete (raise --max-connections)`);
+  });
+
   it('some inputs readable, some not: the unreadable are named on stderr, the report covers the rest, exit 0', () => {
     const dir = scratch();
     const junk = join(dir, 'junk.pcap');
