@@ -141,6 +141,20 @@ describe('reproducible runs', () => {
 });
 
 describe('a bounded fuzz run over fixtures, corpus and synthetic seeds', () => {
+  it('every seed as it is (corpus, fixtures, regressions) gives a report or one clear error line, the same in any chunks', async () => {
+    const pool = loadPool();
+    const rng = new Random(11);
+    const broken: string[] = [];
+    let errors = 0;
+    for (const seed of pool.seeds) {
+      const outcome = await checkInput(seed.bytes, { path: seed.name, rechunk: true, rng });
+      if (outcome.kind === 'crash' || outcome.kind === 'lie') broken.push(`${seed.name}: ${outcome.problems.join('; ')}`);
+      if (outcome.kind === 'error') errors++;
+    }
+    expect(broken).toEqual([]);
+    expect(errors).toBeGreaterThan(0); // the corpus holds deliberately unreadable files
+  }, 60_000);
+
   it('6,000 inputs of seed 20261126: no crash, hang, lie or memory failure', async () => {
     const summary = await runFuzz({ seed: 20261126, count: 6000, inThread: true, timeLimitSeconds: 25, inputTimeoutMs: 5000 });
     expect(summary.failures).toEqual([]);
