@@ -17,7 +17,8 @@ import { ShapeCounter, type Shape } from './shape.js';
  * The truth is taken from what was written, not from what was planned: writing stops when the file
  * reaches its size, wherever each connection happens to be.
  */
-export const GENERATOR_VERSION = 1;
+/** Part of the cached file names: bump when the same seed would give other bytes. */
+export const GENERATOR_VERSION = 2;
 
 export interface GenerateOptions {
   /** Writing stops at the first packet that brings the file to this size. */
@@ -488,7 +489,7 @@ class Generator {
       // A spurious retransmission of the response's last segment, and the client's duplicate ACK.
       const length = Math.min(response, c.mss);
       const seq = (c.server.next - length) >>> 0;
-      const at = responseEnd + c.rtt + random.between(200_000, 400_000) - c.rtt;
+      const at = responseEnd + random.between(200_000, 400_000); // the retransmission timeout
       c.queue.push(new Packet(at, true, ACK | PSH, seq, c.client.next, length));
       c.queue.push(new Packet(at + c.rtt, false, ACK, c.client.next, c.server.next, 0));
       this.events.retransmissions++;

@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createGzip } from 'node:zlib';
@@ -287,7 +287,7 @@ async function profile(path: string, outDir: string, log: (line: string) => void
   log('profiling closewait (node --cpu-prof)');
   await measure([process.execPath, '--cpu-prof', `--cpu-prof-dir=${dir}`, CLI, 'analyze', '--format', 'json', path], true);
   const file = readdirSync(dir).find((name) => name.endsWith('.cpuprofile'))!;
-  return `CPU profile: ${join(dir, file)}\n\n${topFunctions(JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile)}`;
+  return `CPU profile (self time): ${relative(process.cwd(), join(dir, file))}\n\n${topFunctions(JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile)}`;
 }
 
 interface CpuProfile {
