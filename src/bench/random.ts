@@ -1,37 +1,22 @@
+import { mix32, Sfc32 } from '../sfc32.js';
+
 /**
  * A small seeded generator (sfc32, seeded through splitmix32) so a benchmark capture is the same
  * bytes on every machine for the same seed. Math.random cannot be seeded.
  */
-export class Random {
-  private a: number;
-  private b: number;
-  private c: number;
-  private d: number;
-
+export class Random extends Sfc32 {
   constructor(seed: number) {
+    super();
     let state = seed >>> 0;
     const splitmix = (): number => {
       state = (state + 0x9e3779b9) | 0;
-      let z = state;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-      return (z ^ (z >>> 16)) >>> 0;
+      return mix32(state);
     };
-    this.a = splitmix();
-    this.b = splitmix();
-    this.c = splitmix();
-    this.d = splitmix();
-    for (let i = 0; i < 16; i++) this.uint32();
+    this.seedState(splitmix(), splitmix(), splitmix(), splitmix(), 16);
   }
 
   uint32(): number {
-    const t = (((this.a + this.b) | 0) + this.d) | 0;
-    this.d = (this.d + 1) | 0;
-    this.a = this.b ^ (this.b >>> 9);
-    this.b = (this.c + (this.c << 3)) | 0;
-    this.c = (this.c << 21) | (this.c >>> 11);
-    this.c = (this.c + t) | 0;
-    return t >>> 0;
+    return this.u32();
   }
 
   /** Uniform in [0, 1). */

@@ -1,31 +1,17 @@
+import { mix32, Sfc32 } from '../sfc32.js';
+
 /**
  * A small seeded generator (sfc32, seeded through splitmix32) so a fuzz run is a pure function of its
  * seed: input number i of seed S is the same bytes on every machine and every run.
  */
-export class Random {
-  private a: number;
-  private b: number;
-  private c: number;
-  private d: number;
-
+export class Random extends Sfc32 {
   constructor(...seedWords: number[]) {
+    super();
     let state = 0x9e3779b9;
     for (const word of seedWords) state = splitmix32(state ^ (word >>> 0)) ^ Math.imul(state, 0x85ebca6b);
-    this.a = splitmix32(state);
-    this.b = splitmix32(this.a ^ 0x6a09e667);
-    this.c = splitmix32(this.b ^ 0xbb67ae85);
-    this.d = 1;
-    for (let i = 0; i < 12; i++) this.u32();
-  }
-
-  u32(): number {
-    const t = (((this.a + this.b) | 0) + this.d) | 0;
-    this.d = (this.d + 1) | 0;
-    this.a = this.b ^ (this.b >>> 9);
-    this.b = (this.c + (this.c << 3)) | 0;
-    this.c = (this.c << 21) | (this.c >>> 11);
-    this.c = (this.c + t) | 0;
-    return t >>> 0;
+    const a = splitmix32(state);
+    const b = splitmix32(a ^ 0x6a09e667);
+    this.seedState(a, b, splitmix32(b ^ 0xbb67ae85), 1, 12);
   }
 
   /** An integer in [0, n). */
@@ -65,10 +51,7 @@ export class Random {
 }
 
 function splitmix32(x: number): number {
-  let z = (x + 0x9e3779b9) | 0;
-  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-  return (z ^ (z >>> 16)) >>> 0;
+  return mix32((x + 0x9e3779b9) | 0);
 }
 
 /** FNV-1a over a string: a stable 32-bit fingerprint for names and seed lists. */
