@@ -15,6 +15,7 @@ import { checkInput, chunkedStream } from '../src/fuzz/harness.js';
 import { loadPool, syntheticSeeds } from '../src/fuzz/pool.js';
 import { Random } from '../src/fuzz/random.js';
 import { runFuzz } from '../src/fuzz/runner.js';
+import { sweepTruncations } from '../src/fuzz/truncations.js';
 import { locateStructure, readField, writeField, type Field } from '../src/fuzz/structure.js';
 
 const REGRESSIONS = 'test/regressions';
@@ -117,6 +118,15 @@ describe('the checks catch what they are for', () => {
     }
     expect((await checkInput(closeWait, { rechunk: true, rng })).kind).toBe('report');
   });
+});
+
+describe('truncation at every record boundary and inside every record', () => {
+  it('every clean seed of up to 10 records, cut at each point, reads exactly the records before the cut', async () => {
+    const sweep = await sweepTruncations(loadPool().seeds, { maxUnits: 10 });
+    expect(sweep.failures.map((f) => `${f.seed} cut at ${f.cut}: ${f.outcome.problems.join('; ')}`)).toEqual([]);
+    expect(sweep.seeds).toBeGreaterThan(6);
+    expect(sweep.cuts).toBeGreaterThan(sweep.seeds * 5);
+  }, 60_000);
 });
 
 describe('reproducible runs', () => {

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
 import { parseDuration } from '../cli/duration.js';
+import { loadPool } from './pool.js';
 import { runFuzz, type FuzzSummary } from './runner.js';
+import { sweepTruncations } from './truncations.js';
 
 /**
  * `npm run fuzz -- [--seed N] [--count N] [--time-limit 10m]`: mutates real captures and checks that
@@ -30,14 +32,23 @@ const program = new Command('closewait-fuzz')
   .option('--seeds <path>', 'seed capture file or directory (repeatable; default: test/regressions/, fixtures/ and ../shared/corpus)', (v: string, prev: string[] = []) => [...prev, v])
   .option('--out <dir>', 'where failing inputs are written', 'fuzz-failures')
   .option('-j, --jobs <n>', 'worker threads', whole, 1)
+  .option('--truncations [max-records]', 'instead: cut every seed with at most this many records (default 1,000) at every record boundary and inside every record')
   .option('--json', 'print the summary as JSON')
   .option('-q, --quiet', 'no progress on stderr')
   .showHelpAfterError();
 
 program.parse();
 const flags = program.opts<{
-  seed?: number; count?: number; first: number; timeLimit?: number; inputTimeout: number; maxRss: number; seeds?: string[]; out: string; jobs: number; json?: boolean; quiet?: boolean;
+  truncations?: boolean | string; seed?: number; count?: number; first: number; timeLimit?: number; inputTimeout: number; maxRss: number; seeds?: string[]; out: string; jobs: number; json?: boolean; quiet?: boolean;
 }>();
+if (flags.truncations !== undefined) {
+  const maxUnits = typeof flags.truncations === 'string' ? whole(flags.truncations) : 1000;
+  const started = Date.now();
+  const sweep = await sweepTruncations(loadPool(flags.seeds).seeds, { maxUnits });
+  process.stdout.write(`truncations: ${sweep.seeds.toLocaleString('en-US')} clean seeds of up to ${maxUnits.toLocaleString('en-US')} records, ${sweep.cuts.toLocaleString('en-US')} cuts in ${Math.round((Date.now() - started) / 100) / 10} s · ${sweep.failures.length} failures\n`);
+  for (const failure of sweep.failures) process.stdout.write(`${failure.seed} cut at ${failure.cut}: ${failure.outcome.problems.join('; ')}\n`);
+  process.exit(sweep.failures.length > 0 ? 1 : 0);
+}
 const seed = flags.seed ?? Date.now() % 2 ** 31;
 const count = flags.count ?? (flags.timeLimit !== undefined ? Number.POSITIVE_INFINITY : 10_000);
 
