@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+
 /**
  * Open-addressing hash table from a connection key (nine 32-bit words: both addresses as IPv6 words
  * and both ports) to a small integer id. Keys live in one typed array, so a lookup touches no objects
@@ -108,9 +110,15 @@ export class ConnectionTable {
   }
 }
 
-/** Multiply-xorshift over the key words (murmur3's finalizer per word). */
+/**
+ * Seeded per process: a capture crafted so that many 4-tuples collide under a known seed would turn
+ * every lookup into a long probe. Only probe order depends on it, never what the analysis reports.
+ */
+const HASH_SEED = randomBytes(4).readUInt32LE(0);
+
+/** Multiply-xorshift over the key words (murmur3's mixing per word). */
 export function hashKey(key: Uint32Array): number {
-  let h = 0x9747b28c;
+  let h = HASH_SEED;
   for (let i = 0; i < KEY_WORDS; i++) {
     let k = Math.imul(key[i]!, 0xcc9e2d51);
     k = (k << 15) | (k >>> 17);
