@@ -99,8 +99,9 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
   const firstKnown = ordered.find((o) => o.first)?.first;
   let time = new TimeBase((firstKnown?.seconds ?? 0) - TIME_BASE_MARGIN_SECONDS, 6);
   let timeBaseSet = firstKnown !== undefined;
-  let captureStart = Number.POSITIVE_INFINITY;
-  let captureEnd = Number.NEGATIVE_INFINITY;
+  // Earliest and latest packet time. A typed array, not two closure variables: a double written to a
+  // closure variable is boxed anew on every write, which here would be once per packet.
+  const captureBounds = new Float64Array([Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]);
   let inputIndex = 0;
   const summaries: InputSummary[] = [];
   // Per input: packets stamped earlier than the packet before them, beyond reordering.
@@ -119,8 +120,8 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
       stepsBack.largest = Math.max(stepsBack.largest, stepsBack.previous - now);
     }
     stepsBack.previous = now;
-    if (now < captureStart) captureStart = now;
-    if (now > captureEnd) captureEnd = now;
+    if (now < captureBounds[0]!) captureBounds[0] = now;
+    if (now > captureBounds[1]!) captureBounds[1] = now;
     const status = decodeFrame(record.linkType, record.data, record.offset, record.caplen, segment);
     if (status !== DecodeStatus.ok) {
       skipped[DECODE_STATUS_NAMES[status] as keyof SkippedCounts]++;
@@ -155,6 +156,8 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
 
   const fractionDigits = Math.max(6, ...summaries.filter((s) => s.packets > 0).map((s) => s.fractionDigits));
   time = new TimeBase(time.baseSeconds, fractionDigits);
+  const captureStart = captureBounds[0]!;
+  const captureEnd = captureBounds[1]!;
   const hasPackets = captureEnd >= captureStart;
   const endTime = hasPackets ? captureEnd : 0;
   const minAge = options.minAgeSeconds ?? 0;
