@@ -138,7 +138,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
     const boundary = previous ? checkBoundary(previous, first, source.path, inputIndex) : null;
     if (boundary) {
       discontinuities.push(boundary);
-      if (boundary.kind === 'gap') for (const connection of tracker.live()) connection.spansGap = true;
+      if (boundary.kind === 'gap') tracker.markLiveSpansGap();
     }
     const summary = await readCapture(source, onRecord, {
       signal: options.signal,

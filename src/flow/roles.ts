@@ -8,6 +8,9 @@ import type { Connection, RoleReason } from './connection.js';
  */
 const MAX_MIDSTREAM_ENDPOINTS = 200_000;
 
+/** What the resolver needs to name a connection's two endpoints. */
+export type ConnectionEnds = Pick<Connection, 'family' | 'addressA' | 'portA' | 'addressB' | 'portB'>;
+
 export class RoleResolver {
   /** Endpoints seen answering a SYN: they listen. */
   private readonly listeners = new Set<string>();
@@ -16,11 +19,11 @@ export class RoleResolver {
 
   constructor(private readonly ports?: ReadonlySet<number>) {}
 
-  noteListener(connection: Connection, side: 0 | 1): void {
+  noteListener(connection: ConnectionEnds, side: 0 | 1): void {
     this.listeners.add(endpointKey(connection, side));
   }
 
-  noteMidstream(connection: Connection): void {
+  noteMidstream(connection: ConnectionEnds): void {
     // A flood of mid-stream junk must not grow this without bound: past the cap, stop counting.
     if (this.midstreamPeers.size >= MAX_MIDSTREAM_ENDPOINTS) return;
     for (const side of [0, 1] as const) {
@@ -54,7 +57,7 @@ export class RoleResolver {
   }
 }
 
-export function endpointKey(connection: Connection, side: 0 | 1): string {
+export function endpointKey(connection: ConnectionEnds, side: 0 | 1): string {
   return side === 0
     ? formatEndpoint(formatAddress(connection.addressA, connection.family), connection.portA)
     : formatEndpoint(formatAddress(connection.addressB, connection.family), connection.portB);

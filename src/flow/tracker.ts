@@ -1,7 +1,7 @@
 import { TCP_FLAG, type TcpSegment } from '../decode/segment.js';
-import { Connection, Endpoint, type FrameRef } from './connection.js';
+import { Connection, type Endpoint, type Family, type RoleReason } from './connection.js';
 import { ConnectionTable, KEY_WORDS } from './table.js';
-import { RoleResolver } from './roles.js';
+import { RoleResolver, type ConnectionEnds } from './roles.js';
 
 /** Why a connection left the table before the end of the capture. */
 export type ReleaseReason = 'closed' | 'evicted' | 'superseded';
@@ -25,6 +25,34 @@ const MAX_CLOSED_QUEUE_WALK = 64;
 const SWEEP_EVERY_NANOS = 5e9;
 /** On overflow, evict down to this share of the cap so eviction runs rarely. */
 const EVICT_TO_SHARE = 0.9;
+const INITIAL_IDS = 1024;
+
+/**
+ * Per-connection state lives in flat Float64Arrays indexed by the table id (stride C.stride), per-endpoint
+ * state likewise at (id * 2 + side) * E.stride. Connections live long enough to be promoted, so objects
+ * per connection (and a boxed number per time field) would die in the old generation; these columns are
+ * reused with the ids. `Connection` objects are built from them only when a connection leaves the table,
+ * when `live()` is read, and never on the per-packet path. Flags are stored as 0/1; frame refs as an
+ * (input, frame) pair whose presence follows the matching flag.
+ */
+const C = {
+  serial: 0, family: 1, portA: 2, portB: 3, firstTime: 4, firstInput: 5, firstFrame: 6, clientSide: 7, roleReason: 8,
+  lastTime: 9, lastInput: 10, lastFrame: 11, closedTime: 12, pendingSynIsn: 13, pendingSynTime: 14, pendingSynInput: 15,
+  pendingSynFrame: 16, synsIntoOpen: 17, superseded: 18, spansGap: 19, inUse: 20, stride: 21,
+} as const;
+const E = {
+  packets: 0, seqBase: 1, hasSeqBase: 2, bytesSent: 3, retransmittedBytes: 4, synSeen: 5, isn: 6, synRetransmits: 7,
+  synAckSeen: 8, synTime: 9, synInput: 10, synFrame: 11, finSeen: 12, finSeq: 13, finTime: 14, finInput: 15, finFrame: 16,
+  finRetransmits: 17, finAcked: 18, finAckTime: 19, finAckInput: 20, finAckFrame: 21, rstSeen: 22, rstTime: 23,
+  rstInput: 24, rstFrame: 25, ackedUnseen: 26, highestAck: 27, highestAckTime: 28, highestAckInput: 29, highestAckFrame: 30,
+  firstTime: 31, lastTime: 32, stride: 33,
+} as const;
+/** Fields that start at -1 rather than 0. */
+const C_MINUS_ONE = [C.clientSide, C.lastTime, C.closedTime, C.pendingSynIsn, C.pendingSynTime];
+const E_MINUS_ONE = [E.synTime, E.finTime, E.finAckTime, E.rstTime, E.highestAckTime, E.firstTime, E.lastTime];
+/** roleReason column: 0 for none yet. */
+const ROLE_SYN = 1;
+const ROLE_SYN_ACK = 2;
 
 /** a - b in sequence space, as a signed 32-bit distance. */
 function seqDiff(a: number, b: number): number {
@@ -33,16 +61,27 @@ function seqDiff(a: number, b: number): number {
 
 export class ConnectionTracker {
   private readonly table = new ConnectionTable();
-  private readonly connections: (Connection | undefined)[] = [];
+  private capacity = INITIAL_IDS;
+  private conn = new Float64Array(INITIAL_IDS * C.stride);
+  private ep = new Float64Array(INITIAL_IDS * 2 * E.stride);
+  /** Both addresses of each connection: a's four words, then b's. */
+  private addresses = new Uint32Array(INITIAL_IDS * 8);
   private readonly key = new Uint32Array(KEY_WORDS);
   /**
    * Connections in the order they closed (kept sorted by closedTime), so a sweep releases from the
-   * front instead of scanning every connection. Entries released otherwise since are skipped.
+   * front instead of scanning every connection. An entry is an (id, serial) pair, so one whose id was
+   * released (and perhaps reused) since is recognised and skipped.
    */
-  private closedQueue: (Connection | undefined)[] = [];
+  private closedIds: number[] = [];
+  private closedSerials: number[] = [];
+  private closedTimes: number[] = [];
   private closedHead = 0;
   private readonly knownListeners = new ConnectionTable();
   private readonly listenerKey = new Uint32Array(KEY_WORDS);
+  /** Scratch view of one connection's addresses for the role resolver (which keeps only strings). */
+  private readonly ends: { family: Family; addressA: Uint32Array; portA: number; addressB: Uint32Array; portB: number } = {
+    family: 4, addressA: new Uint32Array(4), portA: 0, addressB: new Uint32Array(4), portB: 0,
+  };
   private serial = 0;
   private now = 0;
   private nextSweep = SWEEP_EVERY_NANOS;
@@ -63,14 +102,19 @@ export class ConnectionTracker {
     return this.table.size;
   }
 
-  /** Connections still in the table, in no particular order. */
+  /** Connections still in the table, in id order: copies, so changing them changes nothing here. */
   *live(): Iterable<Connection> {
-    for (const connection of this.connections) if (connection) yield connection;
+    for (let id = 0; id < this.capacity; id++) if (this.conn[id * C.stride + C.inUse]) yield this.materialise(id);
+  }
+
+  /** Marks every connection now open as spanning a gap in the inputs' time. */
+  markLiveSpansGap(): void {
+    for (let id = 0; id < this.capacity; id++) if (this.conn[id * C.stride + C.inUse]) this.conn[id * C.stride + C.spansGap] = 1;
   }
 
   /**
    * Follows one segment. `time` is ns since the analysis's first packet; `input`/`frame` locate it.
-   * Allocates only when a connection is born or a rare event (SYN, FIN, RST) is recorded.
+   * Allocates nothing per packet; a connection's birth may grow the columns.
    */
   onSegment(seg: TcpSegment, time: number, input: number, frame: number): void {
     const ports = this.options.ports;
@@ -81,264 +125,403 @@ export class ConnectionTracker {
     if (time > this.now) this.now = time;
     const senderIsA = this.buildKey(seg);
     let id = this.table.find(this.key);
-    let connection = id >= 0 ? this.connections[id]! : undefined;
     const isSyn = (seg.flags & (TCP_FLAG.SYN | TCP_FLAG.ACK | TCP_FLAG.RST)) === TCP_FLAG.SYN;
+    const senderSide = senderIsA ? 0 : 1;
 
-    if (connection && isSyn) {
-      const sender = connection.endpoint(senderIsA ? 0 : 1);
-      const sameAttempt = isSameAttempt(sender, seg.seq);
-      const peerSilent = connection.endpoint(senderIsA ? 1 : 0).packets === 0;
+    if (id >= 0 && isSyn) {
+      const c = id * C.stride;
+      const sender = (id * 2 + senderSide) * E.stride;
+      const sameAttempt = isSameAttempt(this.ep, sender, seg.seq);
+      const peerSilent = this.ep[(id * 2 + 1 - senderSide) * E.stride + E.packets] === 0;
       if (!sameAttempt && peerSilent) {
         // Nobody ever answered the old attempt: the client gave up on it and this SYN is a new connect().
-        connection.superseded = true;
-        this.release(id, connection, 'superseded');
-        connection = undefined;
-      } else if (connection.isFinished && !sameAttempt) {
-        this.release(id, connection, connection.superseded ? 'superseded' : 'closed');
-        connection = undefined;
+        this.conn[c + C.superseded] = 1;
+        this.release(id, 'superseded');
+        id = -1;
+      } else if (this.isFinished(id) && !sameAttempt) {
+        this.release(id, this.conn[c + C.superseded] ? 'superseded' : 'closed');
+        id = -1;
       } else if (!sameAttempt) {
         // A new SYN on a tuple still open. Linux answers it with a challenge ACK; the client's RST then
         // ends the old connection and the SYN's retransmission starts the new one. Until the SYN is
         // answered, the packets belong to the old connection.
-        if (connection.pendingSynIsn !== seg.seq) {
-          connection.pendingSynIsn = seg.seq;
-          connection.pendingSynTime = time;
-          connection.pendingSynFrame = { input, frame };
-          connection.synsIntoOpen++;
+        if (this.conn[c + C.pendingSynIsn] !== seg.seq) {
+          this.conn[c + C.pendingSynIsn] = seg.seq;
+          this.conn[c + C.pendingSynTime] = time;
+          this.conn[c + C.pendingSynInput] = input;
+          this.conn[c + C.pendingSynFrame] = frame;
+          this.conn[c + C.synsIntoOpen]++;
         }
-        this.touch(connection, sender, time, input, frame);
+        this.touch(id, sender, time, input, frame);
         return;
       }
-    } else if (connection && connection.pendingSynIsn >= 0 && this.answersPendingSyn(seg, connection)) {
+    } else if (id >= 0 && this.conn[id * C.stride + C.pendingSynIsn] >= 0 && this.answersPendingSyn(seg, id)) {
       // The SYN was accepted: the old connection is gone from the hosts' view (not closed on the wire).
-      const pending = connection;
-      pending.superseded = true;
-      this.release(id, pending, 'superseded');
-      connection = this.born(seg, senderIsA, pending.pendingSynTime, pending.pendingSynFrame!);
-      const client = connection.endpoint(senderIsA ? 1 : 0);
-      this.recordSyn(connection, client, pending.pendingSynIsn >>> 0, pending.pendingSynTime, pending.pendingSynFrame!, senderIsA ? 1 : 0);
-      client.packets++;
+      const c = id * C.stride;
+      const conn = this.conn;
+      const synIsn = conn[c + C.pendingSynIsn]! >>> 0;
+      const synTime = conn[c + C.pendingSynTime]!;
+      const synInput = conn[c + C.pendingSynInput]!;
+      const synFrame = conn[c + C.pendingSynFrame]!;
+      conn[c + C.superseded] = 1;
+      this.release(id, 'superseded');
+      id = this.born(seg, senderIsA, synTime, synInput, synFrame);
+      const clientSide = senderIsA ? 1 : 0;
+      const client = (id * 2 + clientSide) * E.stride;
+      this.recordSyn(id, client, synIsn, synTime, synInput, synFrame, clientSide);
+      this.ep[client + E.packets]++;
     }
 
-    if (!connection) {
-      connection = this.born(seg, senderIsA, time, { input, frame });
-      if (!(seg.flags & TCP_FLAG.SYN)) this.roles.noteMidstream(connection);
+    if (id < 0) {
+      id = this.born(seg, senderIsA, time, input, frame);
+      if (!(seg.flags & TCP_FLAG.SYN)) this.roles.noteMidstream(this.endsOf(id));
     }
-    this.follow(connection, seg, senderIsA ? 0 : 1, time, input, frame);
+    this.follow(id, seg, senderSide, time, input, frame);
     if (time >= this.nextSweep) this.sweep();
+  }
+
+  /** Neither side can ever be stuck again: a RST, FINs both ways, or the tuple was taken over. */
+  private isFinished(id: number): boolean {
+    const ep = this.ep;
+    const a = id * 2 * E.stride;
+    const b = a + E.stride;
+    return ep[a + E.rstSeen] === 1 || ep[b + E.rstSeen] === 1 || (ep[a + E.finSeen] === 1 && ep[b + E.finSeen] === 1) || this.conn[id * C.stride + C.superseded] === 1;
+  }
+
+  private isCurrent(id: number, serial: number): boolean {
+    return id < this.capacity && this.conn[id * C.stride + C.inUse] === 1 && this.conn[id * C.stride + C.serial] === serial;
   }
 
   /** Releases closed connections whose linger has passed, in id order. */
   private sweep(): void {
     this.nextSweep = this.now + SWEEP_EVERY_NANOS;
     const cutoff = this.now - this.options.lingerNanos;
-    const queue = this.closedQueue;
     const due: number[] = [];
-    while (this.closedHead < queue.length && queue[this.closedHead]!.closedTime < cutoff) {
-      const connection = queue[this.closedHead]!;
-      queue[this.closedHead++] = undefined;
-      const id = this.idOf(connection);
-      if (id >= 0) due.push(id);
+    while (this.closedHead < this.closedTimes.length && this.closedTimes[this.closedHead]! < cutoff) {
+      const id = this.closedIds[this.closedHead]!;
+      if (this.isCurrent(id, this.closedSerials[this.closedHead]!)) due.push(id);
+      this.closedHead++;
     }
-    if (this.closedHead > 1024 && this.closedHead * 2 > queue.length) {
-      this.closedQueue = queue.slice(this.closedHead);
+    if (this.closedHead > 1024 && this.closedHead * 2 > this.closedTimes.length) {
+      this.closedIds = this.closedIds.slice(this.closedHead);
+      this.closedSerials = this.closedSerials.slice(this.closedHead);
+      this.closedTimes = this.closedTimes.slice(this.closedHead);
       this.closedHead = 0;
     }
     due.sort((x, y) => x - y);
-    for (const id of due) this.release(id, this.connections[id]!, 'closed');
+    for (const id of due) this.release(id, 'closed');
   }
 
-  private queueClosed(connection: Connection): void {
+  private queueClosed(id: number): void {
     // Released otherwise (evicted, taken over by a new SYN), entries wait for a sweep to pass them; while
     // capture time stands still or runs back no sweep does, so drop them before they outnumber the table.
-    if (this.closedQueue.length - this.closedHead > 2 * this.table.size + 1024) this.compactClosedQueue();
-    const queue = this.closedQueue;
-    let at = queue.length;
+    if (this.closedTimes.length - this.closedHead > 2 * this.table.size + 1024) this.compactClosedQueue();
+    const times = this.closedTimes;
+    const closedTime = this.conn[id * C.stride + C.closedTime]!;
+    const serial = this.conn[id * C.stride + C.serial]!;
+    let at = times.length;
     // Capture time can step back (merged inputs, clock jumps): keep the queue in closedTime order, as far
     // as a short walk back goes. Time running backwards throughout would make the walk quadratic; an
     // entry placed early of its turn is only released late, when the entries before it are due.
-    const stop = Math.max(this.closedHead, queue.length - MAX_CLOSED_QUEUE_WALK);
-    while (at > stop && queue[at - 1]!.closedTime > connection.closedTime) at--;
-    if (at === queue.length) queue.push(connection);
-    else queue.splice(at, 0, connection);
+    const stop = Math.max(this.closedHead, times.length - MAX_CLOSED_QUEUE_WALK);
+    while (at > stop && times[at - 1]! > closedTime) at--;
+    if (at === times.length) {
+      times.push(closedTime);
+      this.closedIds.push(id);
+      this.closedSerials.push(serial);
+    } else {
+      times.splice(at, 0, closedTime);
+      this.closedIds.splice(at, 0, id);
+      this.closedSerials.splice(at, 0, serial);
+    }
   }
 
   private compactClosedQueue(): void {
-    const live: Connection[] = [];
-    for (let i = this.closedHead; i < this.closedQueue.length; i++) {
-      const connection = this.closedQueue[i];
-      if (connection && this.idOf(connection) >= 0) live.push(connection);
+    const ids: number[] = [];
+    const serials: number[] = [];
+    const times: number[] = [];
+    for (let i = this.closedHead; i < this.closedTimes.length; i++) {
+      if (!this.isCurrent(this.closedIds[i]!, this.closedSerials[i]!)) continue;
+      ids.push(this.closedIds[i]!);
+      serials.push(this.closedSerials[i]!);
+      times.push(this.closedTimes[i]!);
     }
-    this.closedQueue = live;
+    this.closedIds = ids;
+    this.closedSerials = serials;
+    this.closedTimes = times;
     this.closedHead = 0;
   }
 
-  /** The connection's id while it is in the table, else -1. */
-  private idOf(connection: Connection): number {
-    const key = this.key;
-    const a = connection.addressA;
-    const b = connection.addressB;
-    key[0] = a[0]!;
-    key[1] = a[1]!;
-    key[2] = a[2]!;
-    key[3] = a[3]!;
-    key[4] = b[0]!;
-    key[5] = b[1]!;
-    key[6] = b[2]!;
-    key[7] = b[3]!;
-    key[8] = ((connection.portA << 16) | connection.portB) >>> 0;
-    const id = this.table.find(key);
-    return id >= 0 && this.connections[id] === connection ? id : -1;
+  /** The scratch addresses of connection `id`, for the role resolver. */
+  private endsOf(id: number): ConnectionEnds {
+    const ends = this.ends;
+    const c = id * C.stride;
+    const base = id * 8;
+    ends.family = this.conn[c + C.family] as Family;
+    ends.addressA.set(this.addresses.subarray(base, base + 4));
+    ends.addressB.set(this.addresses.subarray(base + 4, base + 8));
+    ends.portA = this.conn[c + C.portA]!;
+    ends.portB = this.conn[c + C.portB]!;
+    return ends;
   }
 
   /** Tells the role resolver about a listening endpoint once, not on every handshake it answers. */
-  private noteListener(connection: Connection, side: 0 | 1): void {
+  private noteListener(id: number, side: 0 | 1): void {
     const key = this.listenerKey;
-    const address = side === 0 ? connection.addressA : connection.addressB;
-    key[0] = address[0]!;
-    key[1] = address[1]!;
-    key[2] = address[2]!;
-    key[3] = address[3]!;
-    key[4] = connection.family;
-    key[8] = side === 0 ? connection.portA : connection.portB;
+    const base = id * 8 + side * 4;
+    const addresses = this.addresses;
+    key[0] = addresses[base]!;
+    key[1] = addresses[base + 1]!;
+    key[2] = addresses[base + 2]!;
+    key[3] = addresses[base + 3]!;
+    key[4] = this.conn[id * C.stride + C.family]!;
+    key[8] = this.conn[id * C.stride + (side === 0 ? C.portA : C.portB)]!;
     if (this.knownListeners.find(key) >= 0) return;
     if (this.knownListeners.size < MAX_KNOWN_LISTENERS) this.knownListeners.insert(key);
-    this.roles.noteListener(connection, side);
+    this.roles.noteListener(this.endsOf(id), side);
   }
 
-  private born(seg: TcpSegment, senderIsA: boolean, time: number, frame: FrameRef): Connection {
+  private grow(capacity: number): void {
+    const conn = new Float64Array(capacity * C.stride);
+    conn.set(this.conn);
+    this.conn = conn;
+    const ep = new Float64Array(capacity * 2 * E.stride);
+    ep.set(this.ep);
+    this.ep = ep;
+    const addresses = new Uint32Array(capacity * 8);
+    addresses.set(this.addresses);
+    this.addresses = addresses;
+    this.capacity = capacity;
+  }
+
+  private born(seg: TcpSegment, senderIsA: boolean, time: number, input: number, frame: number): number {
     if (this.table.size >= this.options.maxConnections) this.evict();
-    const addressA = new Uint32Array(senderIsA ? seg.src : seg.dst);
-    const addressB = new Uint32Array(senderIsA ? seg.dst : seg.src);
-    const connection = new Connection(
-      this.serial++, seg.family, addressA, senderIsA ? seg.srcPort : seg.dstPort, addressB, senderIsA ? seg.dstPort : seg.srcPort, time, frame,
-    );
     const id = this.table.insert(this.key);
-    this.connections[id] = connection;
+    if (id >= this.capacity) this.grow(Math.max(this.capacity * 2, id + 1));
+    const conn = this.conn;
+    const c = id * C.stride;
+    conn.fill(0, c, c + C.stride);
+    for (const field of C_MINUS_ONE) conn[c + field] = -1;
+    for (let side = 0; side < 2; side++) {
+      const e = (id * 2 + side) * E.stride;
+      this.ep.fill(0, e, e + E.stride);
+      for (const field of E_MINUS_ONE) this.ep[e + field] = -1;
+    }
+    conn[c + C.serial] = this.serial++;
+    conn[c + C.family] = seg.family;
+    conn[c + C.portA] = senderIsA ? seg.srcPort : seg.dstPort;
+    conn[c + C.portB] = senderIsA ? seg.dstPort : seg.srcPort;
+    conn[c + C.firstTime] = time;
+    conn[c + C.firstInput] = input;
+    conn[c + C.firstFrame] = frame;
+    conn[c + C.inUse] = 1;
+    this.addresses.set(senderIsA ? seg.src : seg.dst, id * 8);
+    this.addresses.set(senderIsA ? seg.dst : seg.src, id * 8 + 4);
     this.connectionsSeen++;
-    return connection;
+    return id;
   }
 
-  private follow(connection: Connection, seg: TcpSegment, side: 0 | 1, time: number, input: number, frame: number): void {
-    const sender = connection.endpoint(side);
-    const receiver = connection.endpoint(side === 0 ? 1 : 0);
+  private follow(id: number, seg: TcpSegment, side: 0 | 1, time: number, input: number, frame: number): void {
+    const ep = this.ep;
+    const conn = this.conn;
+    const c = id * C.stride;
+    const sender = (id * 2 + side) * E.stride;
+    const receiver = (id * 2 + 1 - side) * E.stride;
     const flags = seg.flags;
-    this.touch(connection, sender, time, input, frame);
+    this.touch(id, sender, time, input, frame);
 
     if (flags & TCP_FLAG.SYN) {
-      if (!sender.synSeen || sender.isn !== seg.seq) this.recordSyn(connection, sender, seg.seq, time, { input, frame }, side);
-      else sender.synRetransmits++;
-      if (flags & TCP_FLAG.ACK && !sender.synAckSeen) {
-        sender.synAckSeen = true;
-        this.noteListener(connection, side);
-        if (connection.roleReason !== 'syn') {
-          connection.clientSide = side === 0 ? 1 : 0;
-          connection.roleReason = 'syn-ack';
+      if (!ep[sender + E.synSeen] || ep[sender + E.isn] !== seg.seq) this.recordSyn(id, sender, seg.seq, time, input, frame, side);
+      else ep[sender + E.synRetransmits]++;
+      if (flags & TCP_FLAG.ACK && !ep[sender + E.synAckSeen]) {
+        ep[sender + E.synAckSeen] = 1;
+        this.noteListener(id, side);
+        if (conn[c + C.roleReason] !== ROLE_SYN) {
+          conn[c + C.clientSide] = side === 0 ? 1 : 0;
+          conn[c + C.roleReason] = ROLE_SYN_ACK;
         }
       }
     }
     const dataStart = (seg.seq + (flags & TCP_FLAG.SYN ? 1 : 0)) >>> 0;
-    if (!sender.hasSeqBase) {
-      sender.seqBase = dataStart;
-      sender.hasSeqBase = true;
+    if (!ep[sender + E.hasSeqBase]) {
+      ep[sender + E.seqBase] = dataStart;
+      ep[sender + E.hasSeqBase] = 1;
     }
-    const end = seqDiff(dataStart + seg.payloadLength, sender.seqBase);
-    if (seg.payloadLength > 0 && end <= sender.bytesSent) sender.retransmittedBytes += seg.payloadLength;
+    const end = seqDiff(dataStart + seg.payloadLength, ep[sender + E.seqBase]!);
+    if (seg.payloadLength > 0 && end <= ep[sender + E.bytesSent]!) ep[sender + E.retransmittedBytes] += seg.payloadLength;
     // Only payload moves it: a bare ACK after our FIN carries seq FIN + 1, which is not a byte sent.
-    if (seg.payloadLength > 0 && end > sender.bytesSent) sender.bytesSent = end;
+    if (seg.payloadLength > 0 && end > ep[sender + E.bytesSent]!) ep[sender + E.bytesSent] = end;
 
     if (flags & TCP_FLAG.ACK) this.onAck(sender, receiver, seg.ack, time, input, frame);
     if (flags & TCP_FLAG.FIN) this.onFin(sender, (dataStart + seg.payloadLength) >>> 0, time, input, frame);
-    if (flags & TCP_FLAG.RST && !sender.rstSeen) {
-      sender.rstSeen = true;
-      sender.rstTime = time;
-      sender.rstFrame = { input, frame };
+    if (flags & TCP_FLAG.RST && !ep[sender + E.rstSeen]) {
+      ep[sender + E.rstSeen] = 1;
+      ep[sender + E.rstTime] = time;
+      ep[sender + E.rstInput] = input;
+      ep[sender + E.rstFrame] = frame;
     }
-    if (connection.closedTime < 0 && connection.isFinished) {
-      connection.closedTime = time;
-      this.queueClosed(connection);
-    }
-  }
-
-  private recordSyn(connection: Connection, sender: Endpoint, isn: number, time: number, frame: FrameRef, side: 0 | 1): void {
-    sender.synSeen = true;
-    sender.isn = isn;
-    sender.synTime = time;
-    sender.synFrame = frame;
-    sender.seqBase = (isn + 1) >>> 0;
-    sender.hasSeqBase = true;
-    sender.bytesSent = 0;
-    if (connection.roleReason !== 'syn' && connection.roleReason !== 'syn-ack') {
-      connection.clientSide = side;
-      connection.roleReason = 'syn';
+    if (conn[c + C.closedTime]! < 0 && this.isFinished(id)) {
+      conn[c + C.closedTime] = time;
+      this.queueClosed(id);
     }
   }
 
-  private onAck(sender: Endpoint, receiver: Endpoint, ack: number, time: number, input: number, frame: number): void {
-    if (!receiver.hasSeqBase) return;
-    const acked = seqDiff(ack, receiver.seqBase);
-    if (acked > sender.highestAck) {
-      sender.highestAck = acked;
-      sender.highestAckTime = time;
-      sender.highestAckInput = input;
-      sender.highestAckFrame = frame;
+  private recordSyn(id: number, sender: number, isn: number, time: number, input: number, frame: number, side: 0 | 1): void {
+    const ep = this.ep;
+    ep[sender + E.synSeen] = 1;
+    ep[sender + E.isn] = isn;
+    ep[sender + E.synTime] = time;
+    ep[sender + E.synInput] = input;
+    ep[sender + E.synFrame] = frame;
+    ep[sender + E.seqBase] = (isn + 1) >>> 0;
+    ep[sender + E.hasSeqBase] = 1;
+    ep[sender + E.bytesSent] = 0;
+    const c = id * C.stride;
+    const reason = this.conn[c + C.roleReason];
+    if (reason !== ROLE_SYN && reason !== ROLE_SYN_ACK) {
+      this.conn[c + C.clientSide] = side;
+      this.conn[c + C.roleReason] = ROLE_SYN;
     }
-    if (receiver.finSeen && !receiver.finAcked && seqDiff(ack, receiver.finSeq) >= 1) {
-      receiver.finAcked = true;
-      receiver.finAckTime = time;
-      receiver.finAckFrame = { input, frame };
+  }
+
+  private onAck(sender: number, receiver: number, ack: number, time: number, input: number, frame: number): void {
+    const ep = this.ep;
+    if (!ep[receiver + E.hasSeqBase]) return;
+    const acked = seqDiff(ack, ep[receiver + E.seqBase]!);
+    if (acked > ep[sender + E.highestAck]!) {
+      ep[sender + E.highestAck] = acked;
+      ep[sender + E.highestAckTime] = time;
+      ep[sender + E.highestAckInput] = input;
+      ep[sender + E.highestAckFrame] = frame;
+    }
+    if (ep[receiver + E.finSeen] && !ep[receiver + E.finAcked] && seqDiff(ack, ep[receiver + E.finSeq]!) >= 1) {
+      ep[receiver + E.finAcked] = 1;
+      ep[receiver + E.finAckTime] = time;
+      ep[receiver + E.finAckInput] = input;
+      ep[receiver + E.finAckFrame] = frame;
     }
     // An ACK beyond anything the receiver was seen to send (and its FIN) means packets are missing.
-    const visibleEnd = receiver.bytesSent + (receiver.finSeen ? 1 : 0);
-    if (acked > visibleEnd && acked < HALF_RANGE) sender.ackedUnseen = true;
+    const visibleEnd = ep[receiver + E.bytesSent]! + (ep[receiver + E.finSeen] ? 1 : 0);
+    if (acked > visibleEnd && acked < HALF_RANGE) ep[sender + E.ackedUnseen] = 1;
   }
 
-  private onFin(sender: Endpoint, finSeq: number, time: number, input: number, frame: number): void {
-    if (sender.finSeen) {
-      sender.finRetransmits++;
+  private onFin(sender: number, finSeq: number, time: number, input: number, frame: number): void {
+    const ep = this.ep;
+    if (ep[sender + E.finSeen]) {
+      ep[sender + E.finRetransmits]++;
       return;
     }
-    sender.finSeen = true;
-    sender.finSeq = finSeq;
-    sender.finTime = time;
-    sender.finFrame = { input, frame };
+    ep[sender + E.finSeen] = 1;
+    ep[sender + E.finSeq] = finSeq;
+    ep[sender + E.finTime] = time;
+    ep[sender + E.finInput] = input;
+    ep[sender + E.finFrame] = frame;
   }
 
-  private touch(connection: Connection, sender: Endpoint, time: number, input: number, frame: number): void {
-    if (sender.packets === 0) sender.firstTime = time;
-    sender.packets++;
-    sender.lastTime = time;
-    connection.lastTime = time;
-    connection.lastInput = input;
-    connection.lastFrameNumber = frame;
+  private touch(id: number, sender: number, time: number, input: number, frame: number): void {
+    const ep = this.ep;
+    if (ep[sender + E.packets] === 0) ep[sender + E.firstTime] = time;
+    ep[sender + E.packets]++;
+    ep[sender + E.lastTime] = time;
+    const c = id * C.stride;
+    this.conn[c + C.lastTime] = time;
+    this.conn[c + C.lastInput] = input;
+    this.conn[c + C.lastFrame] = frame;
   }
 
-  private answersPendingSyn(seg: TcpSegment, connection: Connection): boolean {
+  private answersPendingSyn(seg: TcpSegment, id: number): boolean {
     const synAck = TCP_FLAG.SYN | TCP_FLAG.ACK;
-    return (seg.flags & synAck) === synAck && seg.ack === ((connection.pendingSynIsn + 1) >>> 0);
+    return (seg.flags & synAck) === synAck && seg.ack === ((this.conn[id * C.stride + C.pendingSynIsn]! + 1) >>> 0);
   }
 
-  private release(id: number, connection: Connection, reason: ReleaseReason): void {
+  private release(id: number, reason: ReleaseReason): void {
+    const connection = this.materialise(id);
     this.roles.resolve(connection);
     this.options.onRelease(connection, reason);
     this.table.remove(id);
-    this.connections[id] = undefined;
+    this.conn[id * C.stride + C.inUse] = 0;
+  }
+
+  /** The read model of connection `id`, built from the columns. */
+  private materialise(id: number): Connection {
+    const conn = this.conn;
+    const c = id * C.stride;
+    const base = id * 8;
+    const connection = new Connection(
+      conn[c + C.serial]!,
+      conn[c + C.family] as Family,
+      this.addresses.slice(base, base + 4),
+      conn[c + C.portA]!,
+      this.addresses.slice(base + 4, base + 8),
+      conn[c + C.portB]!,
+      conn[c + C.firstTime]!,
+      { input: conn[c + C.firstInput]!, frame: conn[c + C.firstFrame]! },
+    );
+    connection.clientSide = conn[c + C.clientSide] as -1 | 0 | 1;
+    const reason = conn[c + C.roleReason];
+    connection.roleReason = reason === ROLE_SYN ? 'syn' : reason === ROLE_SYN_ACK ? 'syn-ack' : (null as RoleReason | null);
+    connection.lastTime = conn[c + C.lastTime]!;
+    connection.lastInput = conn[c + C.lastInput]!;
+    connection.lastFrameNumber = conn[c + C.lastFrame]!;
+    connection.closedTime = conn[c + C.closedTime]!;
+    connection.pendingSynIsn = conn[c + C.pendingSynIsn]!;
+    connection.pendingSynTime = conn[c + C.pendingSynTime]!;
+    if (connection.pendingSynIsn >= 0) connection.pendingSynFrame = { input: conn[c + C.pendingSynInput]!, frame: conn[c + C.pendingSynFrame]! };
+    connection.synsIntoOpen = conn[c + C.synsIntoOpen]!;
+    connection.superseded = conn[c + C.superseded] === 1;
+    connection.spansGap = conn[c + C.spansGap] === 1;
+    this.fillEndpoint(connection.a, id * 2 * E.stride);
+    this.fillEndpoint(connection.b, (id * 2 + 1) * E.stride);
+    return connection;
+  }
+
+  private fillEndpoint(endpoint: Endpoint, e: number): void {
+    const ep = this.ep;
+    endpoint.packets = ep[e + E.packets]!;
+    endpoint.seqBase = ep[e + E.seqBase]!;
+    endpoint.hasSeqBase = ep[e + E.hasSeqBase] === 1;
+    endpoint.bytesSent = ep[e + E.bytesSent]!;
+    endpoint.retransmittedBytes = ep[e + E.retransmittedBytes]!;
+    endpoint.synSeen = ep[e + E.synSeen] === 1;
+    endpoint.isn = ep[e + E.isn]!;
+    endpoint.synRetransmits = ep[e + E.synRetransmits]!;
+    endpoint.synAckSeen = ep[e + E.synAckSeen] === 1;
+    endpoint.synTime = ep[e + E.synTime]!;
+    if (endpoint.synSeen) endpoint.synFrame = { input: ep[e + E.synInput]!, frame: ep[e + E.synFrame]! };
+    endpoint.finSeen = ep[e + E.finSeen] === 1;
+    endpoint.finSeq = ep[e + E.finSeq]!;
+    endpoint.finTime = ep[e + E.finTime]!;
+    if (endpoint.finSeen) endpoint.finFrame = { input: ep[e + E.finInput]!, frame: ep[e + E.finFrame]! };
+    endpoint.finRetransmits = ep[e + E.finRetransmits]!;
+    endpoint.finAcked = ep[e + E.finAcked] === 1;
+    endpoint.finAckTime = ep[e + E.finAckTime]!;
+    if (endpoint.finAcked) endpoint.finAckFrame = { input: ep[e + E.finAckInput]!, frame: ep[e + E.finAckFrame]! };
+    endpoint.rstSeen = ep[e + E.rstSeen] === 1;
+    endpoint.rstTime = ep[e + E.rstTime]!;
+    if (endpoint.rstSeen) endpoint.rstFrame = { input: ep[e + E.rstInput]!, frame: ep[e + E.rstFrame]! };
+    endpoint.ackedUnseen = ep[e + E.ackedUnseen] === 1;
+    endpoint.highestAck = ep[e + E.highestAck]!;
+    endpoint.highestAckTime = ep[e + E.highestAckTime]!;
+    endpoint.highestAckInput = ep[e + E.highestAckInput]!;
+    endpoint.highestAckFrame = ep[e + E.highestAckFrame]!;
+    endpoint.firstTime = ep[e + E.firstTime]!;
+    endpoint.lastTime = ep[e + E.lastTime]!;
   }
 
   /** Table full: release closed connections first, then the idlest open ones, down to 90% of the cap. */
   private evict(): void {
     const target = Math.floor(this.options.maxConnections * EVICT_TO_SHARE);
-    for (let id = 0; id < this.connections.length; id++) {
-      const connection = this.connections[id];
-      if (connection?.isFinished) this.release(id, connection, 'closed');
+    for (let id = 0; id < this.capacity; id++) {
+      if (this.conn[id * C.stride + C.inUse] && this.isFinished(id)) this.release(id, 'closed');
     }
     if (this.table.size <= target) return;
     const open: number[] = [];
-    for (let id = 0; id < this.connections.length; id++) if (this.connections[id]) open.push(id);
-    open.sort((x, y) => this.connections[x]!.lastTime - this.connections[y]!.lastTime);
+    for (let id = 0; id < this.capacity; id++) if (this.conn[id * C.stride + C.inUse]) open.push(id);
+    const conn = this.conn;
+    open.sort((x, y) => conn[x * C.stride + C.lastTime]! - conn[y * C.stride + C.lastTime]!);
     for (const id of open.slice(0, this.table.size - target)) {
       this.evicted++;
-      this.release(id, this.connections[id]!, 'evicted');
+      this.release(id, 'evicted');
     }
   }
 
@@ -369,10 +552,10 @@ export class ConnectionTracker {
  * packet of a side that has sent nothing yet (simultaneous open, split handshake), or a SYN reordered
  * after the packets that follow it (its ISN + 1 is where that side's data began).
  */
-function isSameAttempt(sender: Endpoint, seq: number): boolean {
-  if (sender.synSeen) return sender.isn === seq;
-  if (sender.packets === 0) return true;
-  return sender.hasSeqBase && sender.seqBase === ((seq + 1) >>> 0);
+function isSameAttempt(ep: Float64Array, sender: number, seq: number): boolean {
+  if (ep[sender + E.synSeen]) return ep[sender + E.isn] === seq;
+  if (ep[sender + E.packets] === 0) return true;
+  return ep[sender + E.hasSeqBase] === 1 && ep[sender + E.seqBase] === ((seq + 1) >>> 0);
 }
 
 function compareEndpoints(addrX: Uint32Array, portX: number, addrY: Uint32Array, portY: number): number {
