@@ -11,6 +11,7 @@ import type {
   TimelinePoint,
 } from './model.js';
 import type { TimeBase } from './time.js';
+import { EndpointIndex } from '../flow/endpoints.js';
 import { buildTimeline } from './timeline.js';
 
 /** Server fields the diagnosis fills in; run.ts tallies the rest. */
@@ -142,6 +143,7 @@ interface ReconnectExample {
 }
 
 class ServerStats {
+  constructor(readonly server: EndpointRef) {}
   closes: CloseSample | null = null;
   reconnects = 0;
   reconnectExample: ReconnectExample | null = null;
@@ -179,7 +181,9 @@ export interface DiagnosisResult {
  * per-server figures, patterns, diagnosis items and the timeline.
  */
 export class DiagnosisCollector {
-  private readonly stats = new Map<string, ServerStats>();
+  private readonly serverIds = new EndpointIndex(MAX_SERVERS);
+  /** By server id. */
+  private readonly stats: ServerStats[] = [];
   private probeClientCount = 0;
 
   /** Called once per connection: at release, or at the end for the ones still in the table. */
@@ -227,12 +231,16 @@ export class DiagnosisCollector {
       const inCloseWait = client.finSeen && client.finAcked && client.finAckTime <= synTime && !(server.finSeen && server.finTime <= synTime) && !(server.rstSeen && server.rstTime <= synTime);
       if (inCloseWait) {
         stats.reconnects++;
-        stats.reconnectExample ??= { client: endpointOf(connection, clientSide(connection)), synTime, synFrame: connection.pendingSynFrame };
+        const frame = connection.pendingSynFrame;
+        // A copy: released connections are one reused instance.
+        stats.reconnectExample ??= { client: endpointOf(connection, clientSide(connection)), synTime, synFrame: frame ? { ...frame } : null };
       }
     }
   }
 
   finish({ findings, servers, time, captureStart, captureEnd }: FinishInput): DiagnosisResult {
+    const statsByKey = new Map<string, ServerStats>();
+    for (const stats of this.stats) if (stats) statsByKey.set(formatEndpoint(stats.server.ip, stats.server.port), stats);
     const stuckNanos = (finding: Finding) => time.relative(...rfc3339Parts(finding.peerFinTime));
     const byServer = new Map<string, Finding[]>();
     for (const finding of findings) {
@@ -249,7 +257,7 @@ export class DiagnosisCollector {
 
     for (const tally of servers) {
       const key = formatEndpoint(tally.ip, tally.port);
-      const stats = this.stats.get(key);
+      const stats = statsByKey.get(key);
       const stuck = byServer.get(key) ?? [];
       const finTimes = stuck.map(stuckNanos).sort((x, y) => x - y);
       const first = finTimes[0];
@@ -299,11 +307,10 @@ export class DiagnosisCollector {
   }
 
   private statsFor(connection: Connection): ServerStats | undefined {
-    const side = clientSide(connection) === 0 ? 1 : 0;
-    const key = side === 0 ? formatEndpoint(formatAddress(connection.addressA, connection.family), connection.portA) : formatEndpoint(formatAddress(connection.addressB, connection.family), connection.portB);
-    let stats = this.stats.get(key);
-    if (!stats && this.stats.size < MAX_SERVERS) this.stats.set(key, (stats = new ServerStats()));
-    return stats;
+    const serverSide = clientSide(connection) === 0 ? 1 : 0;
+    const id = this.serverIds.idOf(connection, serverSide);
+    if (id < 0) return undefined;
+    return (this.stats[id] ??= new ServerStats(endpointOf(connection, serverSide)));
   }
 }
 

@@ -5,7 +5,7 @@ import { DECODE_STATUS_NAMES, DecodeStatus, newTcpSegment } from '../decode/segm
 import { formatAddress } from '../flow/address.js';
 import type { Connection } from '../flow/connection.js';
 import { ConnectionTracker } from '../flow/tracker.js';
-import { endpointKey } from '../flow/roles.js';
+import { EndpointIndex } from '../flow/endpoints.js';
 import { SCHEMA_VERSION, type EndpointRef, type Finding, type InputReport, type Report, type ServerSummary, type SkippedCounts } from './model.js';
 import { closeWaitSide, endpointState, inferMissingFin, uncertainty } from './verdict.js';
 import { TimeBase } from './time.js';
@@ -51,7 +51,9 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
   const sources = inputs.map((input) => (typeof input === 'string' ? { path: input } : input));
   const ordered = await orderByFirstPacket(sources);
   const ports = options.ports?.length ? new Set(options.ports) : undefined;
-  const servers = new Map<string, ServerTally>();
+  const serverIds = new EndpointIndex(MAX_SERVER_ENTRIES);
+  /** By server id. */
+  const servers: ServerTally[] = [];
   const skipped: SkippedCounts = { unsupportedLink: 0, notIp: 0, notTcp: 0, fragment: 0, truncated: 0, badHeader: 0 };
   const totals = { packets: 0, tcpPackets: 0, reset: 0, closed: 0 };
 
@@ -59,13 +61,12 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
   const otherServers: ServerTally = { ip: '*', port: 0, connections: 0, closeWait: 0, closeWaitServerSide: 0, closeWaitClientSide: 0, reset: 0, closed: 0, openAtEnd: 0, oldestStuckSeconds: null };
   const tally = (connection: Connection): ServerTally => {
     const serverSide = connection.clientSide === 0 ? 1 : 0;
-    const key = endpointKey(connection, serverSide);
-    let entry = servers.get(key);
-    if (!entry && servers.size >= MAX_SERVER_ENTRIES) entry = otherServers;
+    const id = serverIds.idOf(connection, serverSide);
+    let entry = id < 0 ? otherServers : servers[id];
     if (!entry) {
       const ref = endpointRef(connection, serverSide);
       entry = { ip: ref.ip, port: ref.port, connections: 0, closeWait: 0, closeWaitServerSide: 0, closeWaitClientSide: 0, reset: 0, closed: 0, openAtEnd: 0, oldestStuckSeconds: null };
-      servers.set(key, entry);
+      servers[id] = entry;
     }
     entry.connections++;
     return entry;
@@ -205,8 +206,8 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
   const unread = ordered.length - summaries.length;
   if (unread > 0) warnings.push(`interrupted: ${unread} of ${ordered.length} inputs not read; the report covers only what was read before the stop`);
 
-  if (otherServers.connections > 0) servers.set('*', otherServers);
-  const serverList = [...servers.values()].sort((x, y) => y.closeWait - x.closeWait || y.connections - x.connections || compareRefs(x, y));
+  if (otherServers.connections > 0) servers.push(otherServers);
+  const serverList = [...servers].sort((x, y) => y.closeWait - x.closeWait || y.connections - x.connections || compareRefs(x, y));
   const countSide = (side: 'server' | 'client') => findings.filter((f) => f.stuckSide === side).length;
   const diagnosed = diagnosis.finish({ findings, servers: serverList, time, captureStart, captureEnd });
   return {

@@ -78,16 +78,20 @@ export class Connection {
   /** The inputs had a gap in time while this connection was open. */
   spansGap = false;
 
+  /**
+   * Identity fields are writable only so the tracker can reuse one instance for every connection it
+   * releases (see TrackerOptions.onRelease); nothing else changes them.
+   */
   constructor(
-    readonly serial: number,
-    readonly family: Family,
+    public serial: number,
+    public family: Family,
     /** Addresses as four 32-bit words each (IPv4 mapped into IPv6). */
-    readonly addressA: Uint32Array,
-    readonly portA: number,
-    readonly addressB: Uint32Array,
-    readonly portB: number,
-    readonly firstTime: number,
-    readonly firstFrame: FrameRef,
+    public addressA: Uint32Array,
+    public portA: number,
+    public addressB: Uint32Array,
+    public portB: number,
+    public firstTime: number,
+    public firstFrame: FrameRef,
   ) {}
 
   endpoint(side: 0 | 1): Endpoint {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { TCP_FLAG, newTcpSegment } from '../decode/segment.js';
 import { closeWaitSide, endpointState } from '../analyze/verdict.js';
-import type { Connection } from './connection.js';
+import { Connection, Endpoint } from './connection.js';
 import { ConnectionTracker, type ReleaseReason } from './tracker.js';
 
 const CLIENT = { ip: 0x7f000002, port: 40000 };
@@ -11,13 +11,19 @@ const { SYN, ACK, FIN, RST, PSH } = TCP_FLAG;
 /** One packet of a scripted exchange: who sends, flags, seq, ack, payload bytes, time in ms. */
 type Step = [from: 'c' | 's', flags: number, seq: number, ack: number, length?: number, atMs?: number, clientPort?: number];
 
+function copyOf(connection: Connection): Connection {
+  const copy = Object.assign(Object.create(Connection.prototype) as Connection, structuredClone({ ...connection }));
+  return Object.assign(copy, { a: Object.assign(new Endpoint(), copy.a), b: Object.assign(new Endpoint(), copy.b) });
+}
+
 function run(steps: Step[], options: { ports?: number[]; clientPort?: number } = {}) {
   const released: [Connection, ReleaseReason][] = [];
   const tracker = new ConnectionTracker({
     maxConnections: 1000,
     lingerNanos: 120e9,
     ports: options.ports ? new Set(options.ports) : undefined,
-    onRelease: (connection, reason) => released.push([connection, reason]),
+    // The tracker reuses one instance for every release: keep copies.
+    onRelease: (connection, reason) => released.push([copyOf(connection), reason]),
   });
   const seg = newTcpSegment();
   const clientPort = options.clientPort ?? CLIENT.port;
@@ -142,6 +148,26 @@ describe('connections on one 4-tuple', () => {
     expect(released.map(([, reason]) => reason)).toEqual(['closed']);
     expect(live).toHaveLength(1);
     expect(live[0]!.endpoint(1).isn).toBe(9000);
+  });
+
+  it('each released connection carries only its own fields, though one instance is reused for every release', () => {
+    const close: Step[] = [['c', FIN | ACK, 1001, 5001], ['s', FIN | ACK, 5001, 1002], ['c', ACK, 1002, 5002]];
+    const { released } = run([
+      ...handshake, ...close,
+      ['c', SYN, 9000, 0], ['s', SYN | ACK, 7000, 9001], ['c', ACK, 9001, 7001], ['s', RST, 7001, 0],
+      ['c', SYN, 12000, 0], ['s', SYN | ACK, 15000, 12001],
+    ]);
+    expect(released.map(([, reason]) => reason)).toEqual(['closed', 'closed']);
+    const [[first], [second]] = released as [[Connection, ReleaseReason], [Connection, ReleaseReason]];
+    expect(first.endpoint(1).finFrame).toEqual({ input: 0, frame: 4 });
+    expect(first.endpoint(0).finFrame).toEqual({ input: 0, frame: 5 });
+    expect(first.endpoint(0).rstFrame).toBeNull();
+    expect(second.endpoint(1).isn).toBe(9000);
+    expect(second.endpoint(1).finSeen).toBe(false);
+    expect(second.endpoint(1).finFrame).toBeNull();
+    expect(second.endpoint(0).finFrame).toBeNull();
+    expect(second.endpoint(0).rstFrame).toEqual({ input: 0, frame: 10 });
+    expect(second.firstFrame).toEqual({ input: 0, frame: 7 });
   });
 
   it('a SYN into CLOSE_WAIT: challenge ACK, client RST, SYN again — the old one ends by RST, the new one is clean', () => {

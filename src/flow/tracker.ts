@@ -1,5 +1,5 @@
 import { TCP_FLAG, type TcpSegment } from '../decode/segment.js';
-import { Connection, type Endpoint, type Family, type RoleReason } from './connection.js';
+import { Connection, type Endpoint, type Family, type FrameRef, type RoleReason } from './connection.js';
 import { ConnectionTable, KEY_WORDS } from './table.js';
 import { RoleResolver, type ConnectionEnds } from './roles.js';
 
@@ -11,7 +11,11 @@ export interface TrackerOptions {
   maxConnections: number;
   /** A closed connection stays this long (ns of capture time) to absorb late ACKs and retransmissions. */
   lingerNanos: number;
-  /** Called when a connection leaves the table, so aggregates can take what they need first. */
+  /**
+   * Called when a connection leaves the table, so aggregates can take what they need first. The
+   * connection is one instance reused for every release (a hundred thousand per GiB of capture): it is
+   * valid only until the callback returns, and whatever is kept of it must be copied.
+   */
   onRelease: (connection: Connection, reason: ReleaseReason) => void;
   /** When given, only connections with one of these ports are followed. */
   ports?: ReadonlySet<number>;
@@ -82,6 +86,7 @@ export class ConnectionTracker {
   private readonly ends: { family: Family; addressA: Uint32Array; portA: number; addressB: Uint32Array; portB: number } = {
     family: 4, addressA: new Uint32Array(4), portA: 0, addressB: new Uint32Array(4), portB: 0,
   };
+  private readonly releasing = new Connection(0, 4, new Uint32Array(4), 0, new Uint32Array(4), 0, 0, { input: 0, frame: 0 });
   private serial = 0;
   private now = 0;
   private nextSweep = SWEEP_EVERY_NANOS;
@@ -435,28 +440,32 @@ export class ConnectionTracker {
   }
 
   private release(id: number, reason: ReleaseReason): void {
-    const connection = this.materialise(id);
+    const connection = this.loadInto(this.releasing, id);
     this.roles.resolve(connection);
     this.options.onRelease(connection, reason);
     this.table.remove(id);
     this.conn[id * C.stride + C.inUse] = 0;
   }
 
-  /** The read model of connection `id`, built from the columns. */
+  /** A new read model of connection `id`, built from the columns. */
   private materialise(id: number): Connection {
+    return this.loadInto(new Connection(0, 4, new Uint32Array(4), 0, new Uint32Array(4), 0, 0, { input: 0, frame: 0 }), id);
+  }
+
+  /** Overwrites `connection` with connection `id`, reusing its arrays and frame references. */
+  private loadInto(connection: Connection, id: number): Connection {
     const conn = this.conn;
     const c = id * C.stride;
     const base = id * 8;
-    const connection = new Connection(
-      conn[c + C.serial]!,
-      conn[c + C.family] as Family,
-      this.addresses.slice(base, base + 4),
-      conn[c + C.portA]!,
-      this.addresses.slice(base + 4, base + 8),
-      conn[c + C.portB]!,
-      conn[c + C.firstTime]!,
-      { input: conn[c + C.firstInput]!, frame: conn[c + C.firstFrame]! },
-    );
+    connection.serial = conn[c + C.serial]!;
+    connection.family = conn[c + C.family] as Family;
+    connection.addressA.set(this.addresses.subarray(base, base + 4));
+    connection.portA = conn[c + C.portA]!;
+    connection.addressB.set(this.addresses.subarray(base + 4, base + 8));
+    connection.portB = conn[c + C.portB]!;
+    connection.firstTime = conn[c + C.firstTime]!;
+    connection.firstFrame.input = conn[c + C.firstInput]!;
+    connection.firstFrame.frame = conn[c + C.firstFrame]!;
     connection.clientSide = conn[c + C.clientSide] as -1 | 0 | 1;
     const reason = conn[c + C.roleReason];
     connection.roleReason = reason === ROLE_SYN ? 'syn' : reason === ROLE_SYN_ACK ? 'syn-ack' : (null as RoleReason | null);
@@ -466,7 +475,7 @@ export class ConnectionTracker {
     connection.closedTime = conn[c + C.closedTime]!;
     connection.pendingSynIsn = conn[c + C.pendingSynIsn]!;
     connection.pendingSynTime = conn[c + C.pendingSynTime]!;
-    if (connection.pendingSynIsn >= 0) connection.pendingSynFrame = { input: conn[c + C.pendingSynInput]!, frame: conn[c + C.pendingSynFrame]! };
+    connection.pendingSynFrame = frameRef(connection.pendingSynFrame, connection.pendingSynIsn >= 0, conn[c + C.pendingSynInput]!, conn[c + C.pendingSynFrame]!);
     connection.synsIntoOpen = conn[c + C.synsIntoOpen]!;
     connection.superseded = conn[c + C.superseded] === 1;
     connection.spansGap = conn[c + C.spansGap] === 1;
@@ -487,18 +496,18 @@ export class ConnectionTracker {
     endpoint.synRetransmits = ep[e + E.synRetransmits]!;
     endpoint.synAckSeen = ep[e + E.synAckSeen] === 1;
     endpoint.synTime = ep[e + E.synTime]!;
-    if (endpoint.synSeen) endpoint.synFrame = { input: ep[e + E.synInput]!, frame: ep[e + E.synFrame]! };
+    endpoint.synFrame = frameRef(endpoint.synFrame, endpoint.synSeen, ep[e + E.synInput]!, ep[e + E.synFrame]!);
     endpoint.finSeen = ep[e + E.finSeen] === 1;
     endpoint.finSeq = ep[e + E.finSeq]!;
     endpoint.finTime = ep[e + E.finTime]!;
-    if (endpoint.finSeen) endpoint.finFrame = { input: ep[e + E.finInput]!, frame: ep[e + E.finFrame]! };
+    endpoint.finFrame = frameRef(endpoint.finFrame, endpoint.finSeen, ep[e + E.finInput]!, ep[e + E.finFrame]!);
     endpoint.finRetransmits = ep[e + E.finRetransmits]!;
     endpoint.finAcked = ep[e + E.finAcked] === 1;
     endpoint.finAckTime = ep[e + E.finAckTime]!;
-    if (endpoint.finAcked) endpoint.finAckFrame = { input: ep[e + E.finAckInput]!, frame: ep[e + E.finAckFrame]! };
+    endpoint.finAckFrame = frameRef(endpoint.finAckFrame, endpoint.finAcked, ep[e + E.finAckInput]!, ep[e + E.finAckFrame]!);
     endpoint.rstSeen = ep[e + E.rstSeen] === 1;
     endpoint.rstTime = ep[e + E.rstTime]!;
-    if (endpoint.rstSeen) endpoint.rstFrame = { input: ep[e + E.rstInput]!, frame: ep[e + E.rstFrame]! };
+    endpoint.rstFrame = frameRef(endpoint.rstFrame, endpoint.rstSeen, ep[e + E.rstInput]!, ep[e + E.rstFrame]!);
     endpoint.ackedUnseen = ep[e + E.ackedUnseen] === 1;
     endpoint.highestAck = ep[e + E.highestAck]!;
     endpoint.highestAckTime = ep[e + E.highestAckTime]!;
@@ -506,6 +515,7 @@ export class ConnectionTracker {
     endpoint.highestAckFrame = ep[e + E.highestAckFrame]!;
     endpoint.firstTime = ep[e + E.firstTime]!;
     endpoint.lastTime = ep[e + E.lastTime]!;
+    endpoint.finInferred = false;
   }
 
   /** Table full: release closed connections first, then the idlest open ones, down to 90% of the cap. */
@@ -556,6 +566,15 @@ function isSameAttempt(ep: Float64Array, sender: number, seq: number): boolean {
   if (ep[sender + E.synSeen]) return ep[sender + E.isn] === seq;
   if (ep[sender + E.packets] === 0) return true;
   return ep[sender + E.hasSeqBase] === 1 && ep[sender + E.seqBase] === ((seq + 1) >>> 0);
+}
+
+/** A frame reference when `present`, else null; reuses `current` when there is one. */
+function frameRef(current: FrameRef | null, present: boolean, input: number, frame: number): FrameRef | null {
+  if (!present) return null;
+  if (!current) return { input, frame };
+  current.input = input;
+  current.frame = frame;
+  return current;
 }
 
 function compareEndpoints(addrX: Uint32Array, portX: number, addrY: Uint32Array, portY: number): number {
