@@ -40,20 +40,30 @@ const INITIAL_IDS = 1024;
  * (input, frame) pair whose presence follows the matching flag.
  */
 const C = {
-  serial: 0, family: 1, portA: 2, portB: 3, firstTime: 4, firstInput: 5, firstFrame: 6, clientSide: 7, roleReason: 8,
-  lastTime: 9, lastInput: 10, lastFrame: 11, closedTime: 12, pendingSynIsn: 13, pendingSynTime: 14, pendingSynInput: 15,
-  pendingSynFrame: 16, synsIntoOpen: 17, superseded: 18, spansGap: 19, inUse: 20, stride: 21,
+  // Fields a packet touches come first: they share a cache line or two.
+  lastTime: 0, lastInput: 1, lastFrame: 2, closedTime: 3, superseded: 4, pendingSynIsn: 5, roleReason: 6,
+  clientSide: 7, inUse: 8, serial: 9, family: 10, portA: 11, portB: 12, firstTime: 13, firstInput: 14,
+  firstFrame: 15, pendingSynTime: 16, pendingSynInput: 17, pendingSynFrame: 18, synsIntoOpen: 19,
+  spansGap: 20, stride: 21,
 } as const;
 const E = {
-  packets: 0, seqBase: 1, hasSeqBase: 2, bytesSent: 3, retransmittedBytes: 4, synSeen: 5, isn: 6, synRetransmits: 7,
-  synAckSeen: 8, synTime: 9, synInput: 10, synFrame: 11, finSeen: 12, finSeq: 13, finTime: 14, finInput: 15, finFrame: 16,
-  finRetransmits: 17, finAcked: 18, finAckTime: 19, finAckInput: 20, finAckFrame: 21, rstSeen: 22, rstTime: 23,
-  rstInput: 24, rstFrame: 25, ackedUnseen: 26, highestAck: 27, highestAckTime: 28, highestAckInput: 29, highestAckFrame: 30,
-  firstTime: 31, lastTime: 32, stride: 33,
+  // Fields a packet touches come first: they share a cache line or two.
+  packets: 0, lastTime: 1, hasSeqBase: 2, seqBase: 3, bytesSent: 4, finSeen: 5, finSeq: 6, finAcked: 7,
+  rstSeen: 8, highestAck: 9, synSeen: 10, isn: 11, retransmittedBytes: 12, ackedUnseen: 13, firstTime: 14,
+  synAckSeen: 15, synRetransmits: 16, synTime: 17, synInput: 18, synFrame: 19, finTime: 20, finInput: 21,
+  finFrame: 22, finRetransmits: 23, finAckTime: 24, finAckInput: 25, finAckFrame: 26, rstTime: 27,
+  rstInput: 28, rstFrame: 29, highestAckTime: 30, highestAckInput: 31, highestAckFrame: 32, stride: 33,
 } as const;
-/** Fields that start at -1 rather than 0. */
-const C_MINUS_ONE = [C.clientSide, C.lastTime, C.closedTime, C.pendingSynIsn, C.pendingSynTime];
-const E_MINUS_ONE = [E.synTime, E.finTime, E.finAckTime, E.rstTime, E.highestAckTime, E.firstTime, E.lastTime];
+/** A new connection's columns, copied in whole: most fields start at 0, these at -1. */
+const NEW_CONN = initialRow(C.stride, [C.clientSide, C.lastTime, C.closedTime, C.pendingSynIsn, C.pendingSynTime]);
+const NEW_ENDPOINT = initialRow(E.stride, [E.synTime, E.finTime, E.finAckTime, E.rstTime, E.highestAckTime, E.firstTime, E.lastTime]);
+const NEW_ENDPOINTS = new Float64Array([...NEW_ENDPOINT, ...NEW_ENDPOINT]);
+
+function initialRow(stride: number, minusOne: number[]): Float64Array {
+  const row = new Float64Array(stride);
+  for (const field of minusOne) row[field] = -1;
+  return row;
+}
 /** roleReason column: 0 for none yet. */
 const ROLE_SYN = 1;
 const ROLE_SYN_ACK = 2;
@@ -305,13 +315,8 @@ export class ConnectionTracker {
     if (id >= this.capacity) this.grow(Math.max(this.capacity * 2, id + 1));
     const conn = this.conn;
     const c = id * C.stride;
-    conn.fill(0, c, c + C.stride);
-    for (const field of C_MINUS_ONE) conn[c + field] = -1;
-    for (let side = 0; side < 2; side++) {
-      const e = (id * 2 + side) * E.stride;
-      this.ep.fill(0, e, e + E.stride);
-      for (const field of E_MINUS_ONE) this.ep[e + field] = -1;
-    }
+    conn.set(NEW_CONN, c);
+    this.ep.set(NEW_ENDPOINTS, id * 2 * E.stride);
     conn[c + C.serial] = this.serial++;
     conn[c + C.family] = seg.family;
     conn[c + C.portA] = senderIsA ? seg.srcPort : seg.dstPort;
