@@ -273,8 +273,8 @@ export class ConnectionTracker {
     const c = id * C.stride;
     const base = id * 8;
     ends.family = this.conn[c + C.family] as Family;
-    ends.addressA.set(this.addresses.subarray(base, base + 4));
-    ends.addressB.set(this.addresses.subarray(base + 4, base + 8));
+    copyWords(this.addresses, base, ends.addressA);
+    copyWords(this.addresses, base + 4, ends.addressB);
     ends.portA = this.conn[c + C.portA]!;
     ends.portB = this.conn[c + C.portB]!;
     return ends;
@@ -464,9 +464,9 @@ export class ConnectionTracker {
     const base = id * 8;
     connection.serial = conn[c + C.serial]!;
     connection.family = conn[c + C.family] as Family;
-    connection.addressA.set(this.addresses.subarray(base, base + 4));
+    copyWords(this.addresses, base, connection.addressA);
     connection.portA = conn[c + C.portA]!;
-    connection.addressB.set(this.addresses.subarray(base + 4, base + 8));
+    copyWords(this.addresses, base + 4, connection.addressB);
     connection.portB = conn[c + C.portB]!;
     connection.firstTime = conn[c + C.firstTime]!;
     connection.firstFrame.input = conn[c + C.firstInput]!;
@@ -571,6 +571,14 @@ function isSameAttempt(ep: Float64Array, sender: number, seq: number): boolean {
   if (ep[sender + E.synSeen]) return ep[sender + E.isn] === seq;
   if (ep[sender + E.packets] === 0) return true;
   return ep[sender + E.hasSeqBase] === 1 && ep[sender + E.seqBase] === ((seq + 1) >>> 0);
+}
+
+/** Copies one address (four words) out of the address column: a subarray() view would be an object per call. */
+function copyWords(from: Uint32Array, at: number, to: Uint32Array): void {
+  to[0] = from[at]!;
+  to[1] = from[at + 1]!;
+  to[2] = from[at + 2]!;
+  to[3] = from[at + 3]!;
 }
 
 /** A frame reference when `present`, else null; reuses `current` when there is one. */
