@@ -13,6 +13,7 @@ import type {
 import type { TimeBase } from './time.js';
 import { EndpointIndex } from '../flow/endpoints.js';
 import { buildTimeline } from './timeline.js';
+import { formatNumber } from '../numbers.js';
 
 /** Server fields the diagnosis fills in; run.ts tallies the rest. */
 export type DiagnosisServerFields =
@@ -402,7 +403,7 @@ function diagnose(
     const each = pattern.inLeakWindow > 0 && mine.length >= 0.9 * pattern.inLeakWindow;
     const what = each
       ? `each probe during the leak window left one socket in CLOSE_WAIT (${mine.length} of ${pattern.inLeakWindow})`
-      : `${mine.length} of its ${pattern.connections.toLocaleString('en-US')} probes left a socket in CLOSE_WAIT${pattern.inLeakWindow > 0 ? ` (${pattern.inLeakWindow} started during the leak window)` : ''}`;
+      : `${mine.length} of its ${formatNumber(pattern.connections)} probes left a socket in CLOSE_WAIT${pattern.inLeakWindow > 0 ? ` (${pattern.inLeakWindow} started during the leak window)` : ''}`;
     item(
       'periodic-probe',
       mine,
@@ -563,11 +564,11 @@ function sum<T>(values: readonly T[], of: (value: T) => number): number {
 }
 
 function count(n: number, singular: string): string {
-  return `${n.toLocaleString('en-US')} ${n === 1 ? singular : `${singular}s`}`;
+  return `${formatNumber(n)} ${n === 1 ? singular : `${singular}s`}`;
 }
 
 function bytes(n: number): string {
-  return n === 1 ? '1 byte' : `${n.toLocaleString('en-US')} bytes`;
+  return n === 1 ? '1 byte' : `${formatNumber(n)} bytes`;
 }
 
 function list(items: readonly string[]): string {

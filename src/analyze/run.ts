@@ -12,6 +12,7 @@ import { TimeBase } from './time.js';
 import { checkBoundary, missingRotations, type Discontinuity } from './continuity.js';
 import { VERSION } from '../version.js';
 import { DiagnosisCollector, findingFamily, type ServerTally } from './diagnosis.js';
+import { formatNumber } from '../numbers.js';
 
 export interface AnalyzeOptions {
   /** Server ports: only connections on them are analysed, and they decide roles without a handshake. */
@@ -148,7 +149,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
     summaries.push(summary);
     if (stepsBack.count > 0) {
       stepBackWarnings.push(
-        `${source.path}: time steps back ${stepsBack.count.toLocaleString('en-US')} ${stepsBack.count === 1 ? 'time' : 'times'} (by up to ${roundSeconds(stepsBack.largest / 1e9).toLocaleString('en-US')} s, first at frame ${stepsBack.firstFrame.toLocaleString('en-US')}): ages and durations around it may be off`,
+        `${source.path}: time steps back ${formatNumber(stepsBack.count)} ${stepsBack.count === 1 ? 'time' : 'times'} (by up to ${formatNumber(roundSeconds(stepsBack.largest / 1e9))} s, first at frame ${formatNumber(stepsBack.firstFrame)}): ages and durations around it may be off`,
       );
     }
     Object.assign(stepsBack, { previous: Number.NEGATIVE_INFINITY, count: 0, largest: 0, firstFrame: 0 });
@@ -192,7 +193,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
   const warnings: string[] = [];
   if (tracker.evicted > 0) {
     warnings.push(
-      `${tracker.evicted.toLocaleString('en-US')} open connections were evicted because more than ${(options.maxConnections ?? DEFAULT_MAX_CONNECTIONS).toLocaleString('en-US')} were open at once: findings may be incomplete (raise --max-connections)`,
+      `${formatNumber(tracker.evicted)} open connections were evicted because more than ${formatNumber(options.maxConnections ?? DEFAULT_MAX_CONNECTIONS)} were open at once: findings may be incomplete (raise --max-connections)`,
     );
   }
   for (const summary of summaries) for (const warning of summary.warnings) warnings.push(`${summary.path}: ${warning}`);

@@ -1,3 +1,5 @@
+import { formatNumber } from '../numbers.js';
+
 /**
  * Errors a person can act on: each names the input, the byte offset and what was wrong.
  * `name` is a literal so callers can switch on it without instanceof across module copies.
@@ -8,7 +10,7 @@ export class CaptureFormatError extends Error {
     readonly what: string,
     readonly byteOffset: number,
   ) {
-    super(`${what} (at byte ${byteOffset.toLocaleString('en-US')})`);
+    super(`${what} (at byte ${formatNumber(byteOffset)})`);
   }
 }
 

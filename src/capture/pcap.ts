@@ -1,5 +1,6 @@
 import { FramedParser, formatError } from './framed.js';
 import { newCaptureRecord, type CaptureParser, type RecordSink } from './record.js';
+import { formatNumber } from '../numbers.js';
 
 /** Magic numbers as read little-endian from the first four bytes. */
 export const PCAP_MAGIC = {
@@ -60,7 +61,7 @@ export class PcapParser extends FramedParser implements CaptureParser {
     if (!this.headerRead) return FILE_HEADER_BYTES;
     const caplen = this.u32(buf, offset + REC_CAPLEN);
     if (caplen > MAX_PCAP_CAPLEN) {
-      throw formatError(`record ${this.record.frame + 1} claims ${caplen.toLocaleString('en-US')} captured bytes, more than any snapshot length (${MAX_PCAP_CAPLEN.toLocaleString('en-US')})`, unitStart);
+      throw formatError(`record ${this.record.frame + 1} claims ${formatNumber(caplen)} captured bytes, more than any snapshot length (${formatNumber(MAX_PCAP_CAPLEN)})`, unitStart);
     }
     return this.recordHeaderBytes + caplen;
   }
@@ -122,7 +123,7 @@ export class PcapParser extends FramedParser implements CaptureParser {
     const left = this.describeLeftover();
     if (!left) return null;
     if (left.expected < 0) return `file ends inside the header of record ${this.record.frame + 1} (${left.present} of ${this.recordHeaderBytes} bytes)`;
-    return `file ends inside record ${this.record.frame + 1} (${left.present.toLocaleString('en-US')} of ${left.expected.toLocaleString('en-US')} bytes)`;
+    return `file ends inside record ${this.record.frame + 1} (${formatNumber(left.present)} of ${formatNumber(left.expected)} bytes)`;
   }
 
   private readFileHeader(buf: Buffer, offset: number): void {

@@ -1,5 +1,6 @@
 import { FramedParser, formatError } from './framed.js';
 import { newCaptureRecord, type CaptureParser, type RecordSink } from './record.js';
+import { formatNumber } from '../numbers.js';
 
 export const PCAPNG_SHB_MAGIC = 0x0a0d0d0a;
 const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
@@ -93,7 +94,7 @@ export class PcapngParser extends FramedParser implements CaptureParser {
     }
     const length = this.u32(buf, offset + 4);
     if (length < MIN_BLOCK_BYTES || length % 4 !== 0 || length > MAX_PCAPNG_BLOCK_BYTES) {
-      throw formatError(`pcapng block of type 0x${this.u32(buf, offset).toString(16)} has an impossible length ${length.toLocaleString('en-US')}`, unitStart + 4);
+      throw formatError(`pcapng block of type 0x${this.u32(buf, offset).toString(16)} has an impossible length ${formatNumber(length)}`, unitStart + 4);
     }
     return length;
   }
@@ -124,7 +125,7 @@ export class PcapngParser extends FramedParser implements CaptureParser {
     if (this.sections === 0) return `file ends inside the first pcapng section header (${left?.present ?? 0} bytes present)`;
     if (!left) return null;
     if (left.expected < 0) return `file ends inside a block header (${left.present} of 12 bytes)`;
-    return `file ends inside a pcapng block (${left.present.toLocaleString('en-US')} of ${left.expected.toLocaleString('en-US')} bytes)`;
+    return `file ends inside a pcapng block (${formatNumber(left.present)} of ${formatNumber(left.expected)} bytes)`;
   }
 
   private sectionHeader(buf: Buffer, offset: number, length: number, unitStart: number): void {
@@ -181,7 +182,7 @@ export class PcapngParser extends FramedParser implements CaptureParser {
     const room = length - dataAt - BLOCK_TRAILER_BYTES;
     const caplen = this.u32(buf, offset + EPB_CAPLEN);
     if (room < 0 || caplen > room) {
-      throw formatError(`pcapng packet block claims ${caplen.toLocaleString('en-US')} captured bytes in a ${length}-byte block`, unitStart + EPB_CAPLEN);
+      throw formatError(`pcapng packet block claims ${formatNumber(caplen)} captured bytes in a ${length}-byte block`, unitStart + EPB_CAPLEN);
     }
     const iface = this.interfaces[interfaceId];
     const r = this.record;

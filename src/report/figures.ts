@@ -5,6 +5,7 @@
 import type { DiagnosisItem, Finding, FindingFamily, Report, ServerSummary } from '../analyze/model.js';
 import { timelineByServer } from '../analyze/timeline.js';
 import { clock, duration, endpoint, plural } from './format.js';
+import { formatNumber } from '../numbers.js';
 
 export const FAMILY_LABEL: Record<FindingFamily, string> = {
   probe: 'probe (no payload)',
@@ -27,7 +28,7 @@ export const DIAGNOSIS_LABEL: Record<DiagnosisItem['kind'], string> = {
 /** Stuck connections per minute: whole numbers from 100 up, else one decimal. */
 export function rate(perMinute: number | null): string {
   if (perMinute === null) return '-';
-  return perMinute >= 100 ? Math.round(perMinute).toLocaleString('en-US') : (Math.round(perMinute * 10) / 10).toString();
+  return perMinute >= 100 ? formatNumber(Math.round(perMinute)) : (Math.round(perMinute * 10) / 10).toString();
 }
 
 /** Seconds between two RFC 3339 times of the report. */

@@ -1,7 +1,9 @@
+import { formatNumber } from '../numbers.js';
+
 /** Small helpers shared by the human-facing renderers. */
 
 export function plural(count: number, singular: string, pluralForm = `${singular}s`): string {
-  return `${count.toLocaleString('en-US')} ${count === 1 ? singular : pluralForm}`;
+  return `${formatNumber(count)} ${count === 1 ? singular : pluralForm}`;
 }
 
 /** 0.5 s, 42 s, 3 min 20 s, 2 h 5 min, 3 d 4 h. */

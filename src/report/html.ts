@@ -16,6 +16,7 @@ import {
   verdict,
   type TimelineSeries,
 } from './figures.js';
+import { formatNumber } from '../numbers.js';
 
 export interface HtmlOptions {
   /** Most stuck connections listed; the rest are counted. Default 50. */
@@ -96,7 +97,7 @@ function reportBody(report: Report, top: number, depth = 1): string {
       if (f.uncertain) cells[1] = `${cells[1]} (uncertain: ${f.uncertain})`;
       return cells;
     }), [true, false, false, false, false, true, false, false]));
-    if (report.findings.length > shown.length) out.push(`<p class="meta">… ${(report.findings.length - shown.length).toLocaleString('en-US')} more in the JSON or CSV report.</p>`);
+    if (report.findings.length > shown.length) out.push(`<p class="meta">… ${formatNumber(report.findings.length - shown.length)} more in the JSON or CSV report.</p>`);
     out.push('</section>');
   }
 
@@ -104,7 +105,7 @@ function reportBody(report: Report, top: number, depth = 1): string {
   out.push(htmlTable(['file', 'format', 'packets', 'first packet', 'last packet', 'state'], report.inputs.map((i) => [
     baseName(i.path),
     i.format ? `${i.format}${i.compressed ? ' (gzip)' : ''}` : '-',
-    i.packets.toLocaleString('en-US'),
+    formatNumber(i.packets),
     i.firstPacketTime ? clock(i.firstPacketTime) : '-',
     i.lastPacketTime ? clock(i.lastPacketTime) : '-',
     i.error ? `unreadable: ${i.error}` : i.truncated ? 'truncated' : 'complete',

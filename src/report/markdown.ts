@@ -17,6 +17,7 @@ import {
   type TimelineSeries,
 } from './figures.js';
 import { endpoint } from './format.js';
+import { formatNumber } from '../numbers.js';
 
 export interface MarkdownOptions {
   /** Most stuck connections listed; the rest are counted. Default 20. */
@@ -85,7 +86,7 @@ export function renderMarkdown(report: Report, options: MarkdownOptions = {}): s
       out.push('', 'Uncertain:', '');
       for (const f of uncertain) out.push(`- #${report.findings.indexOf(f) + 1} ${endpoint(f.client)}: ${escapeText(f.uncertain!)}`);
     }
-    if (report.findings.length > shown.length) out.push('', `… ${(report.findings.length - shown.length).toLocaleString('en-US')} more in the JSON or CSV report.`);
+    if (report.findings.length > shown.length) out.push('', `… ${formatNumber(report.findings.length - shown.length)} more in the JSON or CSV report.`);
     out.push('');
   }
 
@@ -93,7 +94,7 @@ export function renderMarkdown(report: Report, options: MarkdownOptions = {}): s
   out.push(...table(['file', 'format', 'packets', 'first packet', 'last packet', 'state'], report.inputs.map((i) => [
     baseName(i.path),
     i.format ? `${i.format}${i.compressed ? ' (gzip)' : ''}` : '-',
-    i.packets.toLocaleString('en-US'),
+    formatNumber(i.packets),
     i.firstPacketTime ? clock(i.firstPacketTime) : '-',
     i.lastPacketTime ? clock(i.lastPacketTime) : '-',
     i.error ? `unreadable: ${i.error}` : i.truncated ? 'truncated' : 'complete',

@@ -2,6 +2,7 @@ import { Chalk } from 'chalk';
 import type { Finding, Report } from '../analyze/model.js';
 import { clock, duration, endpoint, plural, table } from './format.js';
 import { FAMILY_LABEL, SERVER_HEADER, serverCells, serverStory, shownServers, sparkline, timelineSeries, timeOfDay } from './figures.js';
+import { formatNumber } from '../numbers.js';
 
 export interface TextOptions {
   color: boolean;
@@ -73,7 +74,7 @@ export function renderText(report: Report, options: TextOptions): string {
     const shown = report.findings.slice(0, options.top);
     const rows = shown.map((f) => findingRow(f, report, c));
     lines.push(...table(['stuck side', 'family', 'server', 'client', 'stuck for', 'peer FIN at', 'evidence (input:frame)'], rows, visible).map((l, i) => (i === 0 ? c.dim(l) : l)));
-    if (report.findings.length > shown.length) lines.push(c.dim(`… ${(report.findings.length - shown.length).toLocaleString('en-US')} more (use --all or --top N)`));
+    if (report.findings.length > shown.length) lines.push(c.dim(`… ${formatNumber(report.findings.length - shown.length)} more (use --all or --top N)`));
   }
 
   const problems = [...report.inputs.filter((i) => i.error).map((i) => `${i.path}: ${i.error}`), ...report.warnings];
