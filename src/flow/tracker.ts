@@ -370,7 +370,8 @@ export class ConnectionTracker {
       ep[sender + E.rstInput] = input;
       ep[sender + E.rstFrame] = frame;
     }
-    if (conn[c + C.closedTime]! < 0 && this.isFinished(id)) {
+    // Only a FIN or a RST can finish a connection here (a takeover releases it at once).
+    if (flags & (TCP_FLAG.FIN | TCP_FLAG.RST) && conn[c + C.closedTime]! < 0 && this.isFinished(id)) {
       conn[c + C.closedTime] = time;
       this.queueClosed(id);
     }
