@@ -180,6 +180,20 @@ describe('closewait analyze (in-process)', () => {
     expect(JSON.parse(stdout).inputs.map((i: { path: string }) => i.path)).toEqual([join(dir, 'renamed.bin')]);
   });
 
+  it('a quoted pattern is expanded by closewait: the rotated set in one argument gives the single capture\'s findings', async () => {
+    const dir = scratch();
+    for (const name of readdirSync('fixtures').filter((n) => /^rotated\.pcap\d*$/.test(n))) writeFileSync(join(dir, name), readFileSync(join('fixtures', name)));
+    const { code, stdout, stderr } = await cli(['analyze', '--format', 'json', join(dir, 'rotated.pcap*')]);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const report = JSON.parse(stdout);
+    expect(report.inputs).toHaveLength(5);
+    expect(report.summary.closeWait).toBe(truthOf('rotated').closeWait.length);
+    const none = await cli(['analyze', join(dir, 'nothing-*.pcap')]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toBe(`closewait: ${join(dir, 'nothing-*.pcap')}: no file matches the pattern\n`);
+  });
+
   it('an interrupted stdin still yields a report for what was read', async () => {
     const controller = new AbortController();
     const stdin = new PassThrough();

@@ -12,9 +12,14 @@ export interface ExpandedInputs {
   problems: string[];
 }
 
+/** Characters that make an argument that names no file a pattern. */
+const GLOB_CHARS = /[*?[]/;
+
 /**
  * Turns arguments into capture files: files as given, directories recursed (keeping only files whose
- * first bytes are a capture, plain or gzip'd, whatever their names), '-' for stdin.
+ * first bytes are a capture, plain or gzip'd, whatever their names), '-' for stdin, and patterns
+ * (`*`, `?`, `[...]`, `**`) expanded here: a quoted pattern gets past the shell's limit on the length of
+ * a command line, which a rotated archive of thousands of files reaches.
  */
 export async function expandInputs(args: readonly string[]): Promise<ExpandedInputs> {
   const result: ExpandedInputs = { paths: [], problems: [] };
@@ -24,17 +29,91 @@ export async function expandInputs(args: readonly string[]): Promise<ExpandedInp
       continue;
     }
     const info = await stat(arg).catch(() => null);
-    if (!info) {
+    if (!info && GLOB_CHARS.test(arg)) {
+      const matches = await expandPattern(arg);
+      if (matches.length === 0) result.problems.push(`${arg}: no file matches the pattern`);
+      for (const match of matches) await addPath(match, result);
+    } else if (!info) {
       result.problems.push(`${arg}: no such file or directory`);
-    } else if (info.isDirectory()) {
-      const before = result.paths.length;
-      await walk(arg, result, { count: 0 });
-      if (result.paths.length === before) result.problems.push(`${arg}: directory holds no pcap or pcapng files`);
     } else {
-      result.paths.push(arg);
+      await addPath(arg, result);
     }
   }
   return result;
+}
+
+async function addPath(path: string, result: ExpandedInputs): Promise<void> {
+  const info = await stat(path).catch(() => null);
+  if (info?.isDirectory()) {
+    const before = result.paths.length;
+    await walk(path, result, { count: 0 });
+    if (result.paths.length === before) result.problems.push(`${path}: directory holds no pcap or pcapng files`);
+  } else {
+    result.paths.push(path);
+  }
+}
+
+/**
+ * The paths a shell-style pattern names, sorted: `*` and `?` within a name (not matching a leading
+ * dot, as in a shell), `[abc]`/`[a-z]`/`[!a]` classes, and `**` as a whole segment for any depth of
+ * directories. At most MAX_FILES_PER_DIRECTORY paths.
+ */
+export async function expandPattern(pattern: string): Promise<string[]> {
+  const absolute = pattern.startsWith('/');
+  const segments = pattern.split('/').filter((segment) => segment !== '' && segment !== '.');
+  let bases = [absolute ? '/' : ''];
+  for (const [index, segment] of segments.entries()) {
+    const last = index === segments.length - 1;
+    const next: string[] = [];
+    if (segment === '**') {
+      for (const base of bases) await directoriesBelow(base, next);
+    } else if (!GLOB_CHARS.test(segment)) {
+      for (const base of bases) next.push(joinPath(base, segment));
+    } else {
+      const matcher = segmentMatcher(segment);
+      for (const base of bases) {
+        const entries = await readdir(base || '.', { withFileTypes: true }).catch(() => []);
+        for (const entry of entries) {
+          if (matcher.test(entry.name) && (last || entry.isDirectory())) next.push(joinPath(base, entry.name));
+        }
+      }
+    }
+    bases = next.slice(0, MAX_FILES_PER_DIRECTORY);
+  }
+  const found: string[] = [];
+  for (const path of new Set(bases)) if (path && (await stat(path).catch(() => null))) found.push(path);
+  return found.sort();
+}
+
+/** `base` itself and every directory below it (for `**`). */
+async function directoriesBelow(base: string, out: string[]): Promise<void> {
+  out.push(base);
+  const entries = await readdir(base || '.', { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    if (out.length >= MAX_FILES_PER_DIRECTORY) return;
+    if (entry.isDirectory() && !entry.name.startsWith('.')) await directoriesBelow(joinPath(base, entry.name), out);
+  }
+}
+
+function joinPath(base: string, name: string): string {
+  return base === '' ? name : join(base, name);
+}
+
+function segmentMatcher(segment: string): RegExp {
+  let source = segment.startsWith('.') ? '' : '(?!\\.)';
+  for (let i = 0; i < segment.length; i++) {
+    const char = segment[i]!;
+    const classEnd = char === '[' ? segment.indexOf(']', i + 2) : -1;
+    if (char === '*') source += '[^/]*';
+    else if (char === '?') source += '[^/]';
+    else if (classEnd > 0) {
+      const body = segment.slice(i + 1, classEnd);
+      const negated = body.startsWith('!') || body.startsWith('^');
+      source += `[${negated ? '^' : ''}${(negated ? body.slice(1) : body).replace(/[\\\]^]/g, '\\$&')}]`;
+      i = classEnd;
+    } else source += char.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${source}$`);
 }
 
 async function walk(dir: string, result: ExpandedInputs, seen: { count: number }): Promise<void> {
