@@ -295,8 +295,8 @@ export class DiagnosisCollector {
       }
 
       const serverPatterns = stats ? probePatterns(summary, stats, stuck, stuckNanos) : [];
-      patterns.push(...serverPatterns);
-      items.push(...diagnose(summary, stuck, serverPatterns, stats ?? null, (text) => time.relative(...rfc3339Parts(text)), leading));
+      for (const pattern of serverPatterns) patterns.push(pattern);
+      for (const item of diagnose(summary, stuck, serverPatterns, stats ?? null, (text) => time.relative(...rfc3339Parts(text)), leading)) items.push(item);
     }
 
     return {
@@ -390,8 +390,13 @@ function diagnose(
   // Handshakes stalling while the stuck connections were opened and closed: the accept queue was
   // full then, and sockets nobody read may never have been accepted at all.
   const backlog = stats !== null && (stats.unansweredSyns > 0 || stats.synAckRetransmits > 0);
-  const stuckFrom = Math.min(...stuck.map((f) => toNanos(f.connectionStartTime)));
-  const stuckTo = Math.max(...stuck.map((f) => toNanos(f.peerFinTime)));
+  // Loops, not Math.min(...list): a long leak leaves more stuck connections than a call takes arguments.
+  let stuckFrom = Number.POSITIVE_INFINITY;
+  let stuckTo = Number.NEGATIVE_INFINITY;
+  for (const finding of stuck) {
+    stuckFrom = Math.min(stuckFrom, toNanos(finding.connectionStartTime));
+    stuckTo = Math.max(stuckTo, toNanos(finding.peerFinTime));
+  }
   const backlogDuringLeak = backlog && stuck.length > 0 && stats.stalledFrom <= stuckTo && stats.stalledTo >= stuckFrom;
   const neverReadHint = (accepted: string) => (backlogDuringLeak ? maybeNeverAccepted(server.port) : accepted);
 

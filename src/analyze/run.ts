@@ -156,7 +156,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
     inputIndex++;
   }
 
-  const fractionDigits = Math.max(6, ...summaries.filter((s) => s.packets > 0).map((s) => s.fractionDigits));
+  const fractionDigits = summaries.reduce((most, s) => (s.packets > 0 ? Math.max(most, s.fractionDigits) : most), 6);
   time = new TimeBase(time.baseSeconds, fractionDigits);
   const captureStart = captureBounds[0]!;
   const captureEnd = captureBounds[1]!;
@@ -197,13 +197,13 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
     );
   }
   for (const summary of summaries) for (const warning of summary.warnings) warnings.push(`${summary.path}: ${warning}`);
-  warnings.push(...stepBackWarnings);
+  for (const warning of stepBackWarnings) warnings.push(warning);
   for (const summary of summaries) {
     const unsupported = summary.linkTypes.filter((linkType) => !SUPPORTED_LINK_TYPES.includes(linkType));
     if (unsupported.length > 0) warnings.push(`${summary.path}: link type ${unsupported.join(', ')} is not one closewait decodes (Ethernet, Linux SLL/SLL2, raw IP, NULL/LOOP, PPP, NFLOG...): its packets were skipped`);
   }
   for (const discontinuity of discontinuities) warnings.push(discontinuity.message);
-  warnings.push(...missingRotations(summaries.map((s) => s.path)));
+  for (const warning of missingRotations(summaries.map((s) => s.path))) warnings.push(warning);
   const unread = ordered.length - summaries.length;
   if (unread > 0) warnings.push(`interrupted: ${unread} of ${ordered.length} inputs not read; the report covers only what was read before the stop`);
 

@@ -23,7 +23,8 @@ export function endpoint(ref: { ip: string; port: number }): string {
 
 /** Pads cells to column widths; the first column left-aligned, numbers right-aligned. */
 export function table(header: string[], rows: string[][], visibleLength: (s: string) => number = (s) => s.length): string[] {
-  const widths = header.map((h, i) => Math.max(visibleLength(h), ...rows.map((r) => visibleLength(r[i] ?? ''))));
+  // A reduce, not Math.max(...rows): with --all the rows can outnumber what a call takes as arguments.
+  const widths = header.map((h, i) => rows.reduce((widest, r) => Math.max(widest, visibleLength(r[i] ?? '')), visibleLength(h)));
   const pad = (cell: string, i: number) => {
     const fill = ' '.repeat(widths[i]! - visibleLength(cell));
     return /^[\d.,%\s-]+$/.test(cell) && i > 0 ? fill + cell : cell + fill;

@@ -76,32 +76,41 @@ export function renderMarkdown(report: Report, options: MarkdownOptions = {}): s
   if (report.findings.length > 0) {
     const shown = report.findings.slice(0, top);
     out.push(`## Stuck connections (${shown.length === report.findings.length ? `all ${report.findings.length}` : `${shown.length} of ${report.findings.length}`}, longest stuck first)`, '');
-    out.push(...table(FINDING_HEADER, shown.map((f, i) => {
+    // Line by line: with --all there can be more lines than push(...lines) takes arguments.
+    const rows = table(FINDING_HEADER, shown.map((f, i) => {
       const cells = findingCells(f, i, report);
       if (f.uncertain) cells[1] = `${cells[1]} (uncertain)`;
       return cells;
-    }), [true, false, false, false, false, true, false, false]));
-    const uncertain = shown.filter((f) => f.uncertain);
-    if (uncertain.length > 0) {
+    }), [true, false, false, false, false, true, false, false]);
+    for (const row of rows) out.push(row);
+    if (shown.some((f) => f.uncertain)) {
       out.push('', 'Uncertain:', '');
-      for (const f of uncertain) out.push(`- #${report.findings.indexOf(f) + 1} ${endpoint(f.client)}: ${escapeText(f.uncertain!)}`);
+      shown.forEach((f, i) => {
+        if (f.uncertain) out.push(`- #${i + 1} ${endpoint(f.client)}: ${escapeText(f.uncertain)}`);
+      });
     }
     if (report.findings.length > shown.length) out.push('', `… ${formatNumber(report.findings.length - shown.length)} more in the JSON or CSV report.`);
     out.push('');
   }
 
   out.push('## Inputs', '');
-  out.push(...table(['file', 'format', 'packets', 'first packet', 'last packet', 'state'], report.inputs.map((i) => [
+  const inputRows = table(['file', 'format', 'packets', 'first packet', 'last packet', 'state'], report.inputs.map((i) => [
     baseName(i.path),
     i.format ? `${i.format}${i.compressed ? ' (gzip)' : ''}` : '-',
     formatNumber(i.packets),
     i.firstPacketTime ? clock(i.firstPacketTime) : '-',
     i.lastPacketTime ? clock(i.lastPacketTime) : '-',
     i.error ? `unreadable: ${i.error}` : i.truncated ? 'truncated' : 'complete',
-  ]), [false, false, true, false, false, false]), '');
+  ]), [false, false, true, false, false, false]);
+  for (const row of inputRows) out.push(row);
+  out.push('');
 
   const warnings = problems(report);
-  if (warnings.length > 0) out.push('## Warnings', '', ...warnings.map((w) => `- ${escapeText(w)}`), '');
+  if (warnings.length > 0) {
+    out.push('## Warnings', '');
+    for (const warning of warnings) out.push(`- ${escapeText(warning)}`);
+    out.push('');
+  }
 
   out.push('## Command', '');
   out.push('```sh', report.command ?? '# (not run from the command line)', '```', '');

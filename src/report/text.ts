@@ -42,7 +42,7 @@ export function renderText(report: Report, options: TextOptions): string {
       if (s.closeWait > 0) cells[2] = c.red(cells[2]!);
       return cells;
     });
-    lines.push(...table(SERVER_HEADER, rows, visible).map((l, i) => (i === 0 ? c.dim(l) : l)));
+    table(SERVER_HEADER, rows, visible).forEach((l, i) => lines.push(i === 0 ? c.dim(l) : l));
     if (report.servers.length > servers.length) lines.push(c.dim(`… ${plural(report.servers.length - servers.length, 'more server')} without stuck connections`));
     for (const s of servers) {
       const story = serverStory(s);
@@ -73,7 +73,8 @@ export function renderText(report: Report, options: TextOptions): string {
     lines.push('', c.bold('Stuck connections') + c.dim(' (longest stuck first)'));
     const shown = report.findings.slice(0, options.top);
     const rows = shown.map((f) => findingRow(f, report, c));
-    lines.push(...table(['stuck side', 'family', 'server', 'client', 'stuck for', 'peer FIN at', 'evidence (input:frame)'], rows, visible).map((l, i) => (i === 0 ? c.dim(l) : l)));
+    // Line by line: with --all there can be more lines than push(...lines) takes arguments.
+    table(['stuck side', 'family', 'server', 'client', 'stuck for', 'peer FIN at', 'evidence (input:frame)'], rows, visible).forEach((l, i) => lines.push(i === 0 ? c.dim(l) : l));
     if (report.findings.length > shown.length) lines.push(c.dim(`… ${formatNumber(report.findings.length - shown.length)} more (use --all or --top N)`));
   }
 
