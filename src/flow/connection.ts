@@ -48,6 +48,20 @@ export class Endpoint {
   finInferred = false;
   firstTime = -1;
   lastTime = -1;
+
+  /** A copy that shares nothing with this one. */
+  clone(): Endpoint {
+    const copy = Object.assign(new Endpoint(), this);
+    copy.synFrame = copyRef(this.synFrame);
+    copy.finFrame = copyRef(this.finFrame);
+    copy.finAckFrame = copyRef(this.finAckFrame);
+    copy.rstFrame = copyRef(this.rstFrame);
+    return copy;
+  }
+}
+
+function copyRef(ref: FrameRef | null): FrameRef | null {
+  return ref ? { input: ref.input, frame: ref.frame } : null;
 }
 
 /** How the server (accepting) side was decided. */
@@ -93,6 +107,29 @@ export class Connection {
     public firstTime: number,
     public firstFrame: FrameRef,
   ) {}
+
+  /**
+   * A copy that shares nothing with this one: what to keep of a connection handed to the tracker's
+   * onRelease, which reuses one instance for every release.
+   */
+  clone(): Connection {
+    const copy = new Connection(this.serial, this.family, this.addressA.slice(), this.portA, this.addressB.slice(), this.portB, this.firstTime, { ...this.firstFrame });
+    Object.assign(copy.a, this.a.clone());
+    Object.assign(copy.b, this.b.clone());
+    copy.clientSide = this.clientSide;
+    copy.roleReason = this.roleReason;
+    copy.lastTime = this.lastTime;
+    copy.lastInput = this.lastInput;
+    copy.lastFrameNumber = this.lastFrameNumber;
+    copy.closedTime = this.closedTime;
+    copy.pendingSynIsn = this.pendingSynIsn;
+    copy.pendingSynTime = this.pendingSynTime;
+    copy.pendingSynFrame = copyRef(this.pendingSynFrame);
+    copy.synsIntoOpen = this.synsIntoOpen;
+    copy.superseded = this.superseded;
+    copy.spansGap = this.spansGap;
+    return copy;
+  }
 
   endpoint(side: 0 | 1): Endpoint {
     return side === 0 ? this.a : this.b;

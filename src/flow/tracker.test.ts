@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { TCP_FLAG, newTcpSegment } from '../decode/segment.js';
 import { closeWaitSide, endpointState } from '../analyze/verdict.js';
-import { Connection, Endpoint } from './connection.js';
+import type { Connection } from './connection.js';
 import { ConnectionTracker, type ReleaseReason } from './tracker.js';
 
 const CLIENT = { ip: 0x7f000002, port: 40000 };
@@ -11,11 +11,6 @@ const { SYN, ACK, FIN, RST, PSH } = TCP_FLAG;
 /** One packet of a scripted exchange: who sends, flags, seq, ack, payload bytes, time in ms. */
 type Step = [from: 'c' | 's', flags: number, seq: number, ack: number, length?: number, atMs?: number, clientPort?: number];
 
-function copyOf(connection: Connection): Connection {
-  const copy = Object.assign(Object.create(Connection.prototype) as Connection, structuredClone({ ...connection }));
-  return Object.assign(copy, { a: Object.assign(new Endpoint(), copy.a), b: Object.assign(new Endpoint(), copy.b) });
-}
-
 function run(steps: Step[], options: { ports?: number[]; clientPort?: number } = {}) {
   const released: [Connection, ReleaseReason][] = [];
   const tracker = new ConnectionTracker({
@@ -23,7 +18,7 @@ function run(steps: Step[], options: { ports?: number[]; clientPort?: number } =
     lingerNanos: 120e9,
     ports: options.ports ? new Set(options.ports) : undefined,
     // The tracker reuses one instance for every release: keep copies.
-    onRelease: (connection, reason) => released.push([copyOf(connection), reason]),
+    onRelease: (connection, reason) => released.push([connection.clone(), reason]),
   });
   const seg = newTcpSegment();
   const clientPort = options.clientPort ?? CLIENT.port;

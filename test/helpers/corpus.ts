@@ -100,7 +100,8 @@ export async function tcpView(path: string): Promise<TcpView> {
   const tracker = new ConnectionTracker({
     maxConnections: MAX_CONNECTIONS,
     lingerNanos: LINGER_NANOS,
-    onRelease: (connection) => released.add(connection),
+    // One instance is reused for every release: keep copies.
+    onRelease: (connection) => released.add(connection.clone()),
   });
   const segment = newTcpSegment();
   let baseSeconds: number | null = null;
