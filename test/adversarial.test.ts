@@ -338,6 +338,18 @@ describe('the CLI as a person meets it (spawned)', () => {
     expect(result.stdout).toMatch(/stuck in CLOSE_WAIT/);
   });
 
+  it('--separate in worker threads (--jobs 2) gives the archive one thread gives', () => {
+    const inputs = ['fixtures/incident.pcap', 'fixtures/slow-close.pcap', 'fixtures/client-stuck.pcap', 'fixtures/variant-gz.pcap.gz', 'fixtures/two-services.pcap'];
+    const archive = (jobs: string) => {
+      const result = run(['analyze', '--separate', '--jobs', jobs, '--format', 'json', ...inputs]);
+      expect(result.status).toBe(0);
+      return { ...JSON.parse(result.stdout), command: null };
+    };
+    const inThread = archive('1');
+    expect(inThread.reports).toHaveLength(inputs.length);
+    expect(archive('2')).toEqual(inThread);
+  });
+
   it('exit 1: findings with --fail-on-findings', () => {
     expect(run(['analyze', '--fail-on-findings', 'fixtures/incident.pcap']).status).toBe(1);
   });

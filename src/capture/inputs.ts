@@ -135,12 +135,26 @@ async function walk(dir: string, result: ExpandedInputs, seen: { count: number }
 }
 
 async function startsLikeCapture(path: string): Promise<boolean> {
+  const head = await fileHead(path, 4);
+  return head !== null && looksLikeCapture(head);
+}
+
+/** True when the file starts with gzip's magic number. */
+export async function isGzipFile(path: string): Promise<boolean> {
+  const head = await fileHead(path, 2);
+  return head !== null && head.length === 2 && head[0] === 0x1f && head[1] === 0x8b;
+}
+
+/** The first `bytes` bytes of a file (fewer when it is shorter), or null when it cannot be read. */
+async function fileHead(path: string, bytes: number): Promise<Buffer | null> {
   const handle = await open(path, 'r').catch(() => null);
-  if (!handle) return false;
+  if (!handle) return null;
   try {
-    const head = Buffer.alloc(4);
-    const { bytesRead } = await handle.read(head, 0, 4, 0);
-    return looksLikeCapture(head.subarray(0, bytesRead));
+    const head = Buffer.alloc(bytes);
+    const { bytesRead } = await handle.read(head, 0, bytes, 0);
+    return head.subarray(0, bytesRead);
+  } catch {
+    return null;
   } finally {
     await handle.close();
   }

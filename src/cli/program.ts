@@ -78,7 +78,7 @@ export async function runProgram(argv: readonly string[], io: ProgramIo): Promis
     .option('--fail-on-findings', 'exit with 1 when stuck connections are found')
     .option('--max-connections <n>', 'most connections tracked at once; the idlest beyond are evicted and counted', parseCount, DEFAULT_MAX_CONNECTIONS)
     .option('--separate', 'analyse each input as its own capture, with an archive summary (default: all inputs are one capture, read in time order)')
-    .option('-j, --jobs <n>', 'worker threads for --separate (default: number of cores)', parseCount)
+    .option('-j, --jobs <n>', 'worker threads for --separate (default: the number of cores, at most one per GiB of input)', parseCount)
     .option('--no-color', 'no colour in the text report (also: NO_COLOR, or output not a terminal)')
     .option('-q, --quiet', 'no progress or notes on stderr')
     .addHelpText('after', EXAMPLES)
