@@ -288,4 +288,30 @@ describe('bounded memory', () => {
     expect(released).toContain('closed');
     expect(tracker.liveConnections).toBe(20);
   });
+
+  it('in a busy table (over 16,384 connections) closed connections linger 5 s, not the full linger', () => {
+    const run = (connectionsPerSecond: number) => {
+      const tracker = new ConnectionTracker({ maxConnections: 1_000_000, lingerNanos: 120e9, onRelease: () => undefined });
+      const seg = newTcpSegment();
+      let most = 0;
+      // 60 s of connections, each reset as soon as it starts (closed at birth).
+      for (let i = 0; i < connectionsPerSecond * 60; i++) {
+        seg.src.set([0, 0, 0xffff, 0x0a000000 + (i >> 14)]);
+        seg.dst.set([0, 0, 0xffff, SERVER.ip]);
+        seg.srcPort = 1024 + (i & 0x3fff);
+        seg.dstPort = SERVER.port;
+        seg.flags = RST;
+        seg.seq = i;
+        tracker.onSegment(seg, (i / connectionsPerSecond) * 1e9, 0, i + 1);
+        most = Math.max(most, tracker.liveConnections);
+      }
+      return most;
+    };
+    // 100/s: 6,000 connections in all, never busy: every one is still lingering after 60 s.
+    expect(run(100)).toBe(6_000);
+    // 2,000/s: busy past 16,384; from then on ~5 s of closed connections (plus a sweep interval) stay.
+    const busy = run(2_000);
+    expect(busy).toBeGreaterThan(16_384);
+    expect(busy).toBeLessThan(16_384 + 2_000 * 11);
+  });
 });

@@ -27,6 +27,15 @@ const MAX_KNOWN_LISTENERS = 65_536;
 /** How far back a closing connection is walked to keep the closed queue in time order. */
 const MAX_CLOSED_QUEUE_WALK = 64;
 const SWEEP_EVERY_NANOS = 5e9;
+/**
+ * Past this many connections in the table, closed ones linger only BUSY_LINGER_NANOS. At thousands of
+ * connections a second (a load test, a probe storm) the full linger would hold every connection of two
+ * minutes of traffic, ~0.8 KB each: 115,000 connections in 57 s of real-kernel traffic took 209 MB,
+ * 129 MB with this. What a closed connection still sees (the last ACK, a FIN or RST sent again up to
+ * three times) comes within a few seconds of its close.
+ */
+const BUSY_TABLE = 16_384;
+const BUSY_LINGER_NANOS = 5e9;
 /** On overflow, evict down to this share of the cap so eviction runs rarely. */
 const EVICT_TO_SHARE = 0.9;
 const INITIAL_IDS = 1024;
@@ -210,7 +219,8 @@ export class ConnectionTracker {
   /** Releases closed connections whose linger has passed, in id order. */
   private sweep(): void {
     this.nextSweep = this.now + SWEEP_EVERY_NANOS;
-    const cutoff = this.now - this.options.lingerNanos;
+    const linger = this.table.size > BUSY_TABLE ? Math.min(this.options.lingerNanos, BUSY_LINGER_NANOS) : this.options.lingerNanos;
+    const cutoff = this.now - linger;
     const due: number[] = [];
     while (this.closedHead < this.closedTimes.length && this.closedTimes[this.closedHead]! < cutoff) {
       const id = this.closedIds[this.closedHead]!;
