@@ -68,6 +68,7 @@ export function findingFamily(connection: Connection, stuckSide: 'server' | 'cli
  * kept samples are `stride` intervals.
  */
 class StartSample {
+  constructor(readonly ip: string) {}
   times = new Float64Array(32);
   length = 0;
   stride = 1;
@@ -157,7 +158,8 @@ class ServerStats {
   synAckRetransmits = 0;
   /** Handshakes this server answered: without any, "unanswered" SYNs may be a one-way capture. */
   synsAnswered = 0;
-  probeClients = new Map<string, StartSample>();
+  /** By client address id (DiagnosisCollector.clientIds). */
+  probeClients = new Map<number, StartSample>();
 }
 
 interface FinishInput {
@@ -186,6 +188,8 @@ export class DiagnosisCollector {
   /** By server id. */
   private readonly stats: ServerStats[] = [];
   private probeClientCount = 0;
+  /** Client addresses by number: a probe storm must not format an address string per connection. */
+  private readonly clientIds = new EndpointIndex(MAX_PROBE_CLIENTS, true);
 
   /** Called once per connection: at release, or at the end for the ones still in the table. */
   observe(connection: Connection, captureEnd: number): void {
@@ -210,11 +214,11 @@ export class DiagnosisCollector {
     }
 
     if (client.synSeen && server.synAckSeen && client.bytesSent === 0 && server.bytesSent === 0) {
-      const ip = formatAddress(clientSide(connection) === 0 ? connection.addressA : connection.addressB, connection.family);
-      let sample = stats.probeClients.get(ip);
-      if (!sample && this.probeClientCount < MAX_PROBE_CLIENTS) {
-        sample = new StartSample();
-        stats.probeClients.set(ip, sample);
+      const clientId = this.clientIds.idOf(connection, clientSide(connection));
+      let sample = stats.probeClients.get(clientId);
+      if (!sample && clientId >= 0 && this.probeClientCount < MAX_PROBE_CLIENTS) {
+        sample = new StartSample(formatAddress(clientSide(connection) === 0 ? connection.addressA : connection.addressB, connection.family));
+        stats.probeClients.set(clientId, sample);
         this.probeClientCount++;
       }
       sample?.add(client.synTime);
@@ -326,7 +330,8 @@ function rank(item: DiagnosisItem, leading: ReadonlySet<DiagnosisItem>): number 
 
 function probePatterns(server: ServerSummary, stats: ServerStats, stuck: Finding[], peerFinNanos: (finding: Finding) => number): ProbePattern[] {
   const periodic: { ip: string; seconds: number; spread: number; sample: StartSample }[] = [];
-  for (const [ip, sample] of stats.probeClients) {
+  for (const sample of stats.probeClients.values()) {
+    const ip = sample.ip;
     const interval = sample.interval();
     if (interval && interval.spread <= MAX_PERIODIC_SPREAD) periodic.push({ ip, ...interval, sample });
   }
