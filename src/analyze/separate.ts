@@ -30,6 +30,8 @@ export interface ArchiveReport {
   summary: { inputs: number; readableInputs: number; inputsWithCloseWait: number; packets: number; connections: number; closeWait: number };
   archive: ArchiveEntry[];
   reports: Report[];
+  /** About the archive as a whole (an interrupted run); each input's own warnings are in its report. */
+  warnings: string[];
 }
 
 export interface SeparateOptions extends Omit<AnalyzeOptions, 'onProgress'> {
@@ -56,16 +58,14 @@ export async function analyzeSeparately(inputs: readonly (string | InputSource)[
   let next = 0;
   let done = 0;
 
-  const runInThread = async (index: number) => {
-    reports[index] = await analyze([sources[index]!], { ...workerOptions, signal });
-  };
   const lane = async (worker: Worker | null) => {
     for (;;) {
       const index = next++;
       if (index >= sources.length || signal?.aborted) return;
       const source = sources[index]!;
-      if (worker && !source.stream) reports[index] = await analyzeInWorker(worker, source.path, workerOptions);
-      else await runInThread(index);
+      const report = worker && !source.stream ? await analyzeInWorker(worker, source.path, workerOptions) : await analyze([source], { ...workerOptions, signal });
+      // No inputs: stopped (Ctrl-C) before it began reading its one, so it was not read, rather than unreadable.
+      if (report.inputs.length > 0) reports[index] = report;
       onInputDone?.(++done, sources.length, source.path);
     }
   };
@@ -80,7 +80,9 @@ export async function analyzeSeparately(inputs: readonly (string | InputSource)[
     await Promise.all(workers.map((worker) => worker.terminate()));
   }
   const finished = reports.filter((report): report is Report => report !== undefined);
-  return archiveReport(finished, options.command ?? null);
+  const unread = sources.length - finished.length;
+  const warnings = unread > 0 ? [`interrupted: ${unread} of ${sources.length} inputs not read; the archive covers only the ${finished.length} read before the stop`] : [];
+  return archiveReport(finished, options.command ?? null, warnings);
 }
 
 /** Work one worker should have before starting it pays: measured on 2 cores, below. */
@@ -121,7 +123,7 @@ function analyzeInWorker(worker: Worker, path: string, options: WorkerOptions): 
   });
 }
 
-export function archiveReport(reports: Report[], command: string | null): ArchiveReport {
+export function archiveReport(reports: Report[], command: string | null, warnings: string[] = []): ArchiveReport {
   const archive: ArchiveEntry[] = reports.map((report, input) => ({
     input,
     path: report.inputs[0]?.path ?? '?',
@@ -147,5 +149,6 @@ export function archiveReport(reports: Report[], command: string | null): Archiv
     },
     archive,
     reports,
+    warnings,
   };
 }

@@ -124,7 +124,7 @@ async function analyzeCommand(args: string[], flags: AnalyzeFlags, io: ProgramIo
     const archive = await analyzeSeparately(sources, { ...common, jobs: flags.jobs });
     const inputs = archive.reports.flatMap((r) => r.inputs);
     for (const input of inputs.filter((i) => i.error)) io.stderr.write(`closewait: ${input.path}: ${input.error}\n`);
-    if (!flags.quiet) for (const warning of archive.reports.flatMap((r) => r.warnings)) io.stderr.write(`closewait: warning: ${warning}\n`);
+    if (!flags.quiet) for (const warning of [...archive.reports.flatMap((r) => r.warnings), ...archive.warnings]) io.stderr.write(`closewait: warning: ${warning}\n`);
     if (inputs.every((i) => i.error)) return EXIT.usage;
     if (!(await emit(renderArchive(archive, format, renderOptions), flags, io))) return EXIT.usage;
     return flags.failOnFindings && archive.summary.closeWait > 0 ? EXIT.findings : EXIT.ok;
