@@ -5,16 +5,24 @@ import type { Readable, Writable } from 'node:stream';
 import { analyze, DEFAULT_MAX_CONNECTIONS } from '../analyze/run.js';
 import type { Report } from '../analyze/model.js';
 import { expandInputs } from '../capture/inputs.js';
-import { renderJson } from '../report/json.js';
-import { renderText } from '../report/text.js';
-import { renderMarkdown } from '../report/markdown.js';
-import { renderHtml, renderHtmlReports } from '../report/html.js';
-import { renderCsv, renderCsvRows } from '../report/csv.js';
 import { VERSION } from '../version.js';
 import { parseDuration } from './duration.js';
 import { ProgressLine } from './progress.js';
-import { analyzeSeparately, type ArchiveReport } from '../analyze/separate.js';
-import { renderArchiveSummary } from '../report/archive.js';
+import type { ArchiveReport } from '../analyze/separate.js';
+
+/**
+ * What only some runs need, loaded on first use: a run pays at startup for the one format it writes
+ * (the text report alone pulls in chalk), and for --separate's workers only when asked for.
+ */
+const load = {
+  json: () => import('../report/json.js'),
+  text: () => import('../report/text.js'),
+  markdown: () => import('../report/markdown.js'),
+  html: () => import('../report/html.js'),
+  csv: () => import('../report/csv.js'),
+  archive: () => import('../report/archive.js'),
+  separate: () => import('../analyze/separate.js'),
+};
 
 /** What the program may touch of the process: injected so tests can run it in-process. */
 export interface ProgramIo {
@@ -121,12 +129,13 @@ async function analyzeCommand(args: string[], flags: AnalyzeFlags, io: ProgramIo
   const color = !flags.output && flags.color !== false && io.stdout.isTTY === true && !io.env.NO_COLOR;
   const renderOptions = { color, top: flags.all ? Number.POSITIVE_INFINITY : flags.top };
   if (flags.separate) {
+    const { analyzeSeparately } = await load.separate();
     const archive = await analyzeSeparately(sources, { ...common, jobs: flags.jobs });
     const inputs = archive.reports.flatMap((r) => r.inputs);
     for (const input of inputs.filter((i) => i.error)) io.stderr.write(`closewait: ${input.path}: ${input.error}\n`);
     if (!flags.quiet) for (const warning of [...archive.reports.flatMap((r) => r.warnings), ...archive.warnings]) io.stderr.write(`closewait: warning: ${warning}\n`);
     if (inputs.every((i) => i.error)) return EXIT.usage;
-    if (!(await emit(renderArchive(archive, format, renderOptions), flags, io))) return EXIT.usage;
+    if (!(await emit(await renderArchive(archive, format, renderOptions), flags, io))) return EXIT.usage;
     return flags.failOnFindings && archive.summary.closeWait > 0 ? EXIT.findings : EXIT.ok;
   }
   const progress = !flags.quiet && io.stderr.isTTY ? new ProgressLine(io.stderr, await totalBytes(expanded.paths)) : null;
@@ -140,7 +149,7 @@ async function analyzeCommand(args: string[], flags: AnalyzeFlags, io: ProgramIo
   if (!flags.quiet && !reportShowsWarnings) for (const warning of report.warnings) io.stderr.write(`closewait: warning: ${warning}\n`);
   if (unreadable.length === report.inputs.length) return EXIT.usage;
 
-  if (!(await emit(render(report, format, renderOptions), flags, io))) return EXIT.usage;
+  if (!(await emit(await render(report, format, renderOptions), flags, io))) return EXIT.usage;
   if (flags.failOnFindings && report.findings.length > 0) return EXIT.findings;
   return EXIT.ok;
 }
@@ -188,30 +197,30 @@ async function totalBytes(paths: readonly string[]): Promise<number> {
 }
 
 /** --separate: the archive summary first, then each input's own report. */
-function renderArchive(archive: ArchiveReport, format: Format, options: { color: boolean; top: number }): string {
+async function renderArchive(archive: ArchiveReport, format: Format, options: { color: boolean; top: number }): Promise<string> {
   if (format === 'json') return `${JSON.stringify(archive, null, 2)}\n`;
-  if (format === 'csv') return renderCsvRows(archive.reports);
+  if (format === 'csv') return (await load.csv()).renderCsvRows(archive.reports);
   if (format === 'html') {
     const header = ['input', 'packets', 'connections', 'CLOSE_WAIT', 'servers with stuck connections'];
     const rows = archive.archive.map((e) => [e.path, String(e.packets), String(e.connections), e.readable ? String(e.closeWait) : 'unreadable', e.servers.join(', ') || '-']);
-    return renderHtmlReports(archive.reports, `closewait archive summary: ${archive.summary.inputsWithCloseWait} of ${archive.summary.inputs} inputs with connections stuck in CLOSE_WAIT`, rows, header);
+    return (await load.html()).renderHtmlReports(archive.reports, `closewait archive summary: ${archive.summary.inputsWithCloseWait} of ${archive.summary.inputs} inputs with connections stuck in CLOSE_WAIT`, rows, header);
   }
-  const sections = archive.reports.map((report) => render(report, format, options));
-  return [renderArchiveSummary(archive, format), ...sections].join('\n');
+  const sections = await Promise.all(archive.reports.map((report) => render(report, format, options)));
+  return [(await load.archive()).renderArchiveSummary(archive, format), ...sections].join('\n');
 }
 
-function render(report: Report, format: Format, options: { color: boolean; top: number }): string {
+async function render(report: Report, format: Format, options: { color: boolean; top: number }): Promise<string> {
   switch (format) {
     case 'json':
-      return renderJson(report);
+      return (await load.json()).renderJson(report);
     case 'text':
-      return renderText(report, options);
+      return (await load.text()).renderText(report, options);
     case 'markdown':
-      return renderMarkdown(report, { top: options.top });
+      return (await load.markdown()).renderMarkdown(report, { top: options.top });
     case 'html':
-      return renderHtml(report, { top: options.top });
+      return (await load.html()).renderHtml(report, { top: options.top });
     case 'csv':
-      return renderCsv(report);
+      return (await load.csv()).renderCsv(report);
   }
 }
 
