@@ -30,8 +30,8 @@ const SWEEP_EVERY_NANOS = 5e9;
 /**
  * Past this many connections in the table, closed ones linger only BUSY_LINGER_NANOS. At thousands of
  * connections a second (a load test, a probe storm) the full linger would hold every connection of two
- * minutes of traffic, ~0.8 KB each: 115,000 connections in 57 s of real-kernel traffic took 209 MB,
- * 129 MB with this. What a closed connection still sees (the last ACK, a FIN or RST sent again up to
+ * minutes of traffic, ~0.8 KB each: 115,000 connections in 60 s of real-kernel traffic
+ * (scripts/make-scale-capture.sh) took 234 MB, 124 MB with this. What a closed connection still sees (the last ACK, a FIN or RST sent again up to
  * three times) comes within a few seconds of its close.
  */
 const BUSY_TABLE = 16_384;
