@@ -246,7 +246,15 @@ export class DiagnosisCollector {
   finish({ findings, servers, time, captureStart, captureEnd }: FinishInput): DiagnosisResult {
     const statsByKey = new Map<string, ServerStats>();
     for (const stats of this.stats) if (stats) statsByKey.set(formatEndpoint(stats.server.ip, stats.server.port), stats);
-    const stuckNanos = (finding: Finding) => time.relative(...rfc3339Parts(finding.peerFinTime));
+    // Findings carry their times as text, the report's form: each is read back once, not at every use.
+    const finNanos = new Map<Finding, number>();
+    const startNanos = new Map<Finding, number>();
+    for (const finding of findings) {
+      finNanos.set(finding, time.relative(...rfc3339Parts(finding.peerFinTime)));
+      startNanos.set(finding, time.relative(...rfc3339Parts(finding.connectionStartTime)));
+    }
+    const stuckNanos = (finding: Finding) => finNanos.get(finding)!;
+    const connectionStartNanos = (finding: Finding) => startNanos.get(finding)!;
     const byServer = new Map<string, Finding[]>();
     for (const finding of findings) {
       const key = formatEndpoint(finding.server.ip, finding.server.port);
@@ -300,7 +308,7 @@ export class DiagnosisCollector {
 
       const serverPatterns = stats ? probePatterns(summary, stats, stuck, stuckNanos) : [];
       for (const pattern of serverPatterns) patterns.push(pattern);
-      for (const item of diagnose(summary, stuck, serverPatterns, stats ?? null, (text) => time.relative(...rfc3339Parts(text)), leading)) items.push(item);
+      for (const item of diagnose(summary, stuck, serverPatterns, stats ?? null, { stuckNanos, connectionStartNanos }, leading)) items.push(item);
     }
 
     return {
@@ -373,7 +381,7 @@ function diagnose(
   stuck: Finding[],
   patterns: ProbePattern[],
   stats: ServerStats | null,
-  toNanos: (rfc3339: string) => number,
+  times: { stuckNanos: (finding: Finding) => number; connectionStartNanos: (finding: Finding) => number },
   leading: Set<DiagnosisItem>,
 ): DiagnosisItem[] {
   const ref = { ip: server.ip, port: server.port };
@@ -399,8 +407,8 @@ function diagnose(
   let stuckFrom = Number.POSITIVE_INFINITY;
   let stuckTo = Number.NEGATIVE_INFINITY;
   for (const finding of stuck) {
-    stuckFrom = Math.min(stuckFrom, toNanos(finding.connectionStartTime));
-    stuckTo = Math.max(stuckTo, toNanos(finding.peerFinTime));
+    stuckFrom = Math.min(stuckFrom, times.connectionStartNanos(finding));
+    stuckTo = Math.max(stuckTo, times.stuckNanos(finding));
   }
   const backlogDuringLeak = backlog && stuck.length > 0 && stats.stalledFrom <= stuckTo && stats.stalledTo >= stuckFrom;
   const neverReadHint = (accepted: string) => (backlogDuringLeak ? maybeNeverAccepted(server.port) : accepted);

@@ -22,6 +22,12 @@ export class ConnectionTable {
   private nextId = 0;
   private live = 0;
 
+  constructor() {
+    // The arrays stored again, so V8 treats them as fields that change (see ConnectionTracker's constructor).
+    this.resize(INITIAL_CAPACITY);
+    this.growIds(INITIAL_CAPACITY);
+  }
+
   get size(): number {
     return this.live;
   }
