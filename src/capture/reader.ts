@@ -6,6 +6,7 @@ import { CaptureFormatError, InputError } from './errors.js';
 import { PcapParser, isPcapMagic } from './pcap.js';
 import { PcapngParser, PCAPNG_SHB_MAGIC } from './pcapng.js';
 import type { CaptureParser, CaptureRecord, RecordSink } from './record.js';
+import { formatNumber } from '../numbers.js';
 
 /** Where bytes come from: a path, or an already open stream (stdin) with the name to show for it. */
 export interface InputSource {
@@ -152,7 +153,7 @@ export async function readCapture(source: InputSource, sink: RecordSink, options
     summary.linkTypes = [...new Set(parser.linkTypes)];
     summary.fractionDigits = parser.fractionDigits || 6;
     if (parser instanceof PcapngParser && parser.unknownInterfacePackets > 0) {
-      summary.warnings.push(`${parser.unknownInterfacePackets.toLocaleString('en-US')} packets named an interface the file never described; skipped`);
+      summary.warnings.push(`${formatNumber(parser.unknownInterfacePackets)} packets named an interface the file never described; skipped`);
     }
   }
   return summary;
@@ -160,13 +161,13 @@ export async function readCapture(source: InputSource, sink: RecordSink, options
 
 function markInterrupted(summary: InputSummary): void {
   summary.truncated = true;
-  summary.warnings.push(`interrupted: read ${summary.packets.toLocaleString('en-US')} packets before stopping`);
+  summary.warnings.push(`interrupted: read ${formatNumber(summary.packets)} packets before stopping`);
 }
 
 function markCut(summary: InputSummary, what: string, byteOffset: number): void {
   summary.truncated = true;
   summary.warnings.push(
-    `${what}: stopped at byte ${byteOffset.toLocaleString('en-US')}; kept the ${summary.packets.toLocaleString('en-US')} packets before it`,
+    `${what}: stopped at byte ${formatNumber(byteOffset)}; kept the ${formatNumber(summary.packets)} packets before it`,
   );
 }
 
