@@ -1,4 +1,5 @@
 import { createReadStream, existsSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
@@ -193,6 +194,47 @@ describe('closewait analyze (in-process)', () => {
     expect(none.code).toBe(2);
     expect(none.stderr).toBe(`closewait: ${join(dir, 'nothing-*.pcap')}: no file matches the pattern\n`);
   });
+
+  it('interrupted, stdin is read on until the writer (Ctrl-C reached it too) flushes and closes it', async () => {
+    const whole = await cli(['analyze', '--format', 'json', INCIDENT]);
+    const bytes = readFileSync(INCIDENT);
+    const controller = new AbortController();
+    const stdin = new PassThrough();
+    stdin.write(bytes.subarray(0, 4096));
+    const stdout = new Capture();
+    const stderr = new Capture();
+    const done = runProgram(['analyze', '--format', 'json', '-'], { stdout, stderr, stdin, env: {}, signal: controller.signal });
+    setTimeout(() => {
+      controller.abort();
+      // What tcpdump does on SIGINT: writes what it still buffers, then exits.
+      setTimeout(() => stdin.end(bytes.subarray(4096)), 100);
+    }, 100);
+    expect(await done).toBe(0);
+    const report = JSON.parse(stdout.text);
+    expect(report.summary.packets).toBe(JSON.parse(whole.stdout).summary.packets);
+    expect(report.findings).toEqual(JSON.parse(whole.stdout).findings);
+    expect(report.warnings.join('\n')).toMatch(/interrupted/);
+  });
+
+  it.skipIf(process.platform === 'win32')('interrupted, a FIFO whose writer stays silent is given up after the grace period', async () => {
+    const fifo = join(scratch(), 'live.fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    // Writes a capture, then holds the FIFO open without writing (a tcpdump the signal did not reach).
+    const hold = `const fs = require('node:fs'); const fd = fs.openSync(process.argv[1], 'w'); fs.writeSync(fd, fs.readFileSync(process.argv[2])); setTimeout(() => {}, 20000);`;
+    const writer = spawn(process.execPath, ['-e', hold, fifo, INCIDENT], { stdio: 'ignore' });
+    try {
+      const controller = new AbortController();
+      const stdout = new Capture();
+      const done = runProgram(['analyze', '--format', 'json', fifo], { stdout, stderr: new Capture(), stdin: Readable.from([]), env: {}, signal: controller.signal });
+      setTimeout(() => controller.abort(), 300);
+      expect(await done).toBe(0);
+      const report = JSON.parse(stdout.text);
+      expect(report.summary.packets).toBeGreaterThan(0);
+      expect(report.warnings.join('\n')).toMatch(/interrupted/);
+    } finally {
+      writer.kill();
+    }
+  }, 10_000); // the writer holds the FIFO 20 s: a reader waiting for it fails here
 
   it('an interrupted stdin still yields a report for what was read', async () => {
     const controller = new AbortController();

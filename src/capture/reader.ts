@@ -1,5 +1,5 @@
 import { open, stat } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
+import { createReadStream, open as openFd } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import { CaptureFormatError, InputError } from './errors.js';
@@ -38,7 +38,10 @@ export interface InputSummary {
 }
 
 export interface ReadOptions {
-  /** Stop between chunks when aborted (Ctrl-C): the summary then says what was read. */
+  /**
+   * Aborted (Ctrl-C), a file stops at the next chunk and a pipe once it ends or PIPE_GRACE_MS have
+   * passed; the summary then says what was read.
+   */
   signal?: AbortSignal;
   /** Called after each chunk with the bytes read so far from the (possibly compressed) input. */
   onProgress?: (compressedBytesRead: number) => void;
@@ -93,14 +96,14 @@ export async function readCapture(source: InputSource, sink: RecordSink, options
     sink(record);
   };
 
-  // A pipe can stay silent for ever (tcpdump with nothing to capture): an abort must not wait for the next chunk.
-  const stopStream = () => source.stream?.destroy();
-  if (source.stream) options.signal?.addEventListener('abort', stopStream, { once: true });
+  // Set when the input turns out to be a pipe (stdin, a FIFO): an interrupted pipe is read on a little
+  // (streamChunks), an interrupted file stops at the next chunk.
+  const input = { isPipe: Boolean(source.stream) };
   // A pipe may hand over fewer bytes than a magic number at first: gather them (a copy, since file
   // chunks share one buffer) until the format can be told.
   let head: Buffer | null = null;
   try {
-    for await (const chunk of decompressedChunks(source, summary, options)) {
+    for await (const chunk of decompressedChunks(source, summary, options, input)) {
       let bytes = chunk;
       if (!parser) {
         bytes = head ? Buffer.concat([head, chunk]) : chunk;
@@ -114,7 +117,7 @@ export async function readCapture(source: InputSource, sink: RecordSink, options
       }
       parser.push(bytes);
       summary.bytes += bytes.length;
-      if (options.signal?.aborted) {
+      if (options.signal?.aborted && !input.isPipe) {
         markInterrupted(summary);
         break;
       }
@@ -130,7 +133,7 @@ export async function readCapture(source: InputSource, sink: RecordSink, options
       else if (leftover) markCut(summary, leftover, parser.bytesConsumed);
     }
   } catch (error) {
-    if (options.signal?.aborted && source.stream) {
+    if (options.signal?.aborted && input.isPipe) {
       markInterrupted(summary);
     } else if (error instanceof CaptureFormatError) {
       if (summary.packets === 0 && !parser?.linkTypes.length) summary.error = error.message;
@@ -148,7 +151,6 @@ export async function readCapture(source: InputSource, sink: RecordSink, options
       throw error;
     }
   }
-  options.signal?.removeEventListener('abort', stopStream);
   if (parser) {
     summary.linkTypes = [...new Set(parser.linkTypes)];
     summary.fractionDigits = parser.fractionDigits || 6;
@@ -181,7 +183,7 @@ function parserFor(head: Buffer, sink: RecordSink): CaptureParser {
 }
 
 /** Yields the input's bytes, gunzipped when the first two bytes say gzip. */
-async function* decompressedChunks(source: InputSource, summary: InputSummary, options: ReadOptions): AsyncGenerator<Buffer> {
+async function* decompressedChunks(source: InputSource, summary: InputSummary, options: ReadOptions, input: { isPipe: boolean }): AsyncGenerator<Buffer> {
   if (source.stream) {
     yield* streamChunks(source.stream, summary, options);
     return;
@@ -192,7 +194,9 @@ async function* decompressedChunks(source: InputSource, summary: InputSummary, o
   if (info.isDirectory()) throw new InputError(source.path, 'is a directory, not a capture file');
   // A FIFO or a device (mkfifo, <(zcat ...), /dev/stdin) can be read once only: no peeking at its head.
   if (!info.isFile()) {
-    yield* streamChunks(createReadStream(source.path, { highWaterMark: options.chunkBytes ?? DEFAULT_CHUNK_BYTES }), summary, options);
+    input.isPipe = true;
+    const stream = info.isFIFO() ? await openFifo(source.path) : createReadStream(source.path, { highWaterMark: options.chunkBytes ?? DEFAULT_CHUNK_BYTES });
+    yield* streamChunks(stream, summary, options);
     return;
   }
   const head = await readHead(source.path);
@@ -201,6 +205,17 @@ async function* decompressedChunks(source: InputSource, summary: InputSummary, o
     return;
   }
   yield* fileChunks(source.path, options);
+}
+
+/**
+ * A FIFO read as a socket is: without waiting in a thread-pool read() that nothing interrupts until the
+ * writer writes again, so a stop (Ctrl-C) can end the read. The open itself waits for a writer, as
+ * opening a FIFO does.
+ */
+async function openFifo(path: string): Promise<Readable> {
+  const fd = await new Promise<number>((resolve, reject) => openFd(path, 'r', (error, opened) => (error ? reject(error) : resolve(opened))));
+  const { Socket } = await import('node:net');
+  return new Socket({ fd, readable: true, writable: false });
 }
 
 async function readHead(path: string): Promise<Buffer> {
@@ -310,7 +325,30 @@ async function* gzipFileChunks(path: string, summary: InputSummary, options: Rea
   }
 }
 
+/**
+ * Ctrl-C in a shell reaches every process of the pipeline: tcpdump, on its way out, writes the packets it
+ * still buffers (all of them, at a few packets a second) and closes the pipe. So an interrupted pipe is
+ * read on until it ends, for this long at most: a writer that was not interrupted (or is silent) does
+ * not hold the report back longer.
+ */
+export const PIPE_GRACE_MS = 1000;
+
 async function* streamChunks(stream: Readable, summary: InputSummary, options: ReadOptions): AsyncGenerator<Buffer> {
+  let grace: NodeJS.Timeout | undefined;
+  const stopSoon = () => {
+    grace = setTimeout(() => stream.destroy(), PIPE_GRACE_MS);
+  };
+  if (options.signal?.aborted) stopSoon();
+  else options.signal?.addEventListener('abort', stopSoon, { once: true });
+  try {
+    yield* pipeChunks(stream, summary, options);
+  } finally {
+    clearTimeout(grace);
+    options.signal?.removeEventListener('abort', stopSoon);
+  }
+}
+
+async function* pipeChunks(stream: Readable, summary: InputSummary, options: ReadOptions): AsyncGenerator<Buffer> {
   const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   let first: Buffer = Buffer.alloc(0);
   // The gzip magic is two bytes: a first chunk of one byte must not hide it.
