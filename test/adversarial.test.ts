@@ -1,9 +1,10 @@
 // Hostile and broken captures, built by hand so each one tells exactly one lie, and the CLI's promises
 // about them: one clear line, the right exit code, never a stack trace, never a hang.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeFileSync, createWriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyze, type AnalyzeOptions } from '../src/analyze/run.js';
@@ -348,6 +349,27 @@ describe('the CLI as a person meets it (spawned)', () => {
     const inThread = archive('1');
     expect(inThread.reports).toHaveLength(inputs.length);
     expect(archive('2')).toEqual(inThread);
+  });
+
+  it('--separate in worker threads reports each input\'s progress to the end, and each input as done', async () => {
+    const inputs = ['fixtures/incident.pcap', 'fixtures/slow-close.pcap', 'fixtures/variant-gz.pcap.gz', 'fixtures/two-services.pcap'];
+    // The built module: workers run only from compiled code.
+    const { analyzeSeparately } = (await import(pathToFileURL(resolve('dist/analyze/separate.js')).href)) as typeof import('../src/analyze/separate.js');
+    const bytes = new Map<number, number>();
+    const packets = new Map<number, number>();
+    const done: number[] = [];
+    const archive = await analyzeSeparately(inputs, {
+      jobs: 2,
+      onProgress: (p) => {
+        expect(p.path).toBe(inputs[p.input]);
+        bytes.set(p.input, p.bytesRead);
+        packets.set(p.input, p.packets);
+      },
+      onInputDone: (_done, _total, _path, input) => done.push(input),
+    });
+    expect(inputs.map((_, i) => bytes.get(i))).toEqual(inputs.map((path) => statSync(path).size));
+    expect(inputs.map((_, i) => packets.get(i))).toEqual(archive.reports.map((r) => r.summary.packets));
+    expect(done.sort()).toEqual([0, 1, 2, 3]);
   });
 
   it('exit 1: findings with --fail-on-findings', () => {

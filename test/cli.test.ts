@@ -73,11 +73,12 @@ describe('closewait analyze (in-process)', () => {
   });
 
   it('reports the incident: verdict, servers, stuck connections; plain text when not a terminal', async () => {
-    const { code, stdout } = await cli(['analyze', INCIDENT]);
+    const { code, stdout, stderr } = await cli(['analyze', INCIDENT]);
     expect(code).toBe(0);
     expect(stdout).toMatch(/^✗ \d+ connections? stuck in CLOSE_WAIT on 127\.0\.0\.1:20880/);
     expect(stdout).toContain('Stuck connections');
     expect(stdout).not.toMatch(/\u001b\[/);
+    expect(stderr).toBe(''); // no progress line when stderr is not a terminal
   });
 
   it('colours on a terminal, unless NO_COLOR or --no-color', async () => {

@@ -34,13 +34,23 @@ export interface ArchiveReport {
   warnings: string[];
 }
 
+/** Reading progress of one input: bytes read of it (compressed, when gzip'd) and packets so far. */
+export interface InputProgress {
+  input: number;
+  path: string;
+  bytesRead: number;
+  packets: number;
+}
+
 export interface SeparateOptions extends Omit<AnalyzeOptions, 'onProgress'> {
   /**
    * Worker threads; 1 analyses in this thread. Default: the machine's cores, but no more than one per
    * GiB of work (see defaultJobs).
    */
   jobs?: number;
-  onInputDone?: (done: number, total: number, path: string) => void;
+  /** As each input is read (`input` is its position in `inputs`), from whichever thread reads it. */
+  onProgress?: (progress: InputProgress) => void;
+  onInputDone?: (done: number, total: number, path: string, input: number) => void;
 }
 
 /** Options a worker can receive (functions and signals do not cross threads). */
@@ -48,7 +58,7 @@ type WorkerOptions = Omit<AnalyzeOptions, 'signal' | 'onProgress'>;
 
 export async function analyzeSeparately(inputs: readonly (string | InputSource)[], options: SeparateOptions = {}): Promise<ArchiveReport> {
   const sources = inputs.map((input) => (typeof input === 'string' ? { path: input } : input));
-  const { jobs: requestedJobs, onInputDone, signal, ...rest } = options;
+  const { jobs: requestedJobs, onInputDone, onProgress, signal, ...rest } = options;
   const workerOptions: WorkerOptions = { ...rest, command: undefined };
   const reports: Report[] = new Array(sources.length);
   const workerUrl = new URL('./separate-worker.js', import.meta.url);
@@ -63,10 +73,12 @@ export async function analyzeSeparately(inputs: readonly (string | InputSource)[
       const index = next++;
       if (index >= sources.length || signal?.aborted) return;
       const source = sources[index]!;
-      const report = worker && !source.stream ? await analyzeInWorker(worker, source.path, workerOptions) : await analyze([source], { ...workerOptions, signal });
+      const progress = onProgress && ((read: { bytesRead: number; packets: number }) => onProgress({ input: index, path: source.path, bytesRead: read.bytesRead, packets: read.packets }));
+      const report =
+        worker && !source.stream ? await analyzeInWorker(worker, source.path, workerOptions, progress) : await analyze([source], { ...workerOptions, signal, onProgress: progress });
       // No inputs: stopped (Ctrl-C) before it began reading its one, so it was not read, rather than unreadable.
       if (report.inputs.length > 0) reports[index] = report;
-      onInputDone?.(++done, sources.length, source.path);
+      onInputDone?.(++done, sources.length, source.path, index);
     }
   };
 
@@ -106,20 +118,30 @@ async function defaultJobs(sources: readonly InputSource[]): Promise<number> {
   return Math.max(1, Math.min(availableParallelism(), Math.floor(work / WORK_PER_JOB_BYTES)));
 }
 
-function analyzeInWorker(worker: Worker, path: string, options: WorkerOptions): Promise<Report> {
+type WorkerMessage = { type: 'progress'; bytesRead: number; packets: number } | { type: 'report'; report: Report } | { type: 'error'; message: string };
+
+function analyzeInWorker(worker: Worker, path: string, options: WorkerOptions, onProgress?: (read: { bytesRead: number; packets: number }) => void): Promise<Report> {
   return new Promise((resolve, reject) => {
-    const onMessage = (message: { type: 'report'; report: Report } | { type: 'error'; message: string }) => {
+    const settle = () => {
+      worker.off('message', onMessage);
       worker.off('error', onError);
+    };
+    const onMessage = (message: WorkerMessage) => {
+      if (message.type === 'progress') {
+        onProgress?.(message);
+        return;
+      }
+      settle();
       if (message.type === 'report') resolve(message.report);
       else reject(new Error(message.message));
     };
     const onError = (error: Error) => {
-      worker.off('message', onMessage);
+      settle();
       reject(error);
     };
-    worker.once('message', onMessage);
+    worker.on('message', onMessage);
     worker.once('error', onError);
-    worker.postMessage({ type: 'analyze', path, options });
+    worker.postMessage({ type: 'analyze', path, options, progress: onProgress !== undefined });
   });
 }
 

@@ -43,7 +43,7 @@ export interface ReadOptions {
    * passed; the summary then says what was read.
    */
   signal?: AbortSignal;
-  /** Called after each chunk with the bytes read so far from the (possibly compressed) input. */
+  /** Called after each chunk is parsed, with the bytes read so far from the (possibly compressed) input. */
   onProgress?: (compressedBytesRead: number) => void;
   chunkBytes?: number;
 }
@@ -96,9 +96,7 @@ export async function readCapture(source: InputSource, sink: RecordSink, options
     sink(record);
   };
 
-  // Set when the input turns out to be a pipe (stdin, a FIFO): an interrupted pipe is read on a little
-  // (streamChunks), an interrupted file stops at the next chunk.
-  const input = { isPipe: Boolean(source.stream) };
+  const input: InputProgress = { isPipe: Boolean(source.stream), bytesRead: 0 };
   // A pipe may hand over fewer bytes than a magic number at first: gather them (a copy, since file
   // chunks share one buffer) until the format can be told.
   let head: Buffer | null = null;
@@ -117,6 +115,7 @@ export async function readCapture(source: InputSource, sink: RecordSink, options
       }
       parser.push(bytes);
       summary.bytes += bytes.length;
+      options.onProgress?.(input.bytesRead);
       if (options.signal?.aborted && !input.isPipe) {
         markInterrupted(summary);
         break;
@@ -183,9 +182,17 @@ function parserFor(head: Buffer, sink: RecordSink): CaptureParser {
 }
 
 /** Yields the input's bytes, gunzipped when the first two bytes say gzip. */
-async function* decompressedChunks(source: InputSource, summary: InputSummary, options: ReadOptions, input: { isPipe: boolean }): AsyncGenerator<Buffer> {
+/** What the chunk readers tell readCapture about the input as they go. */
+interface InputProgress {
+  /** A pipe (stdin, a FIFO): when interrupted it is read on a little (streamChunks); a file stops at the next chunk. */
+  isPipe: boolean;
+  /** Bytes read from the input so far: compressed bytes when it is gzip'd. */
+  bytesRead: number;
+}
+
+async function* decompressedChunks(source: InputSource, summary: InputSummary, options: ReadOptions, input: InputProgress): AsyncGenerator<Buffer> {
   if (source.stream) {
-    yield* streamChunks(source.stream, summary, options);
+    yield* streamChunks(source.stream, summary, options, input);
     return;
   }
   const info = await stat(source.path).catch((error: unknown) => {
@@ -196,15 +203,15 @@ async function* decompressedChunks(source: InputSource, summary: InputSummary, o
   if (!info.isFile()) {
     input.isPipe = true;
     const stream = info.isFIFO() ? await openFifo(source.path) : createReadStream(source.path, { highWaterMark: options.chunkBytes ?? DEFAULT_CHUNK_BYTES });
-    yield* streamChunks(stream, summary, options);
+    yield* streamChunks(stream, summary, options, input);
     return;
   }
   const head = await readHead(source.path);
   if (head.length >= 2 && head[0] === GZIP_MAGIC_0 && head[1] === GZIP_MAGIC_1) {
-    yield* gzipFileChunks(source.path, summary, options);
+    yield* gzipFileChunks(source.path, summary, options, input);
     return;
   }
-  yield* fileChunks(source.path, options);
+  yield* fileChunks(source.path, options, input);
 }
 
 /**
@@ -234,7 +241,7 @@ async function readHead(path: string): Promise<Buffer> {
  * next is already being read, so the disk and the parser run at the same time. A buffer is free again
  * once the parser has returned from it (it copies what it keeps across chunks).
  */
-async function* fileChunks(path: string, options: ReadOptions): AsyncGenerator<Buffer> {
+async function* fileChunks(path: string, options: ReadOptions, input: InputProgress): AsyncGenerator<Buffer> {
   const handle = await open(path, 'r');
   const size = options.chunkBytes ?? FILE_CHUNK_BYTES;
   const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)] as const;
@@ -256,7 +263,7 @@ async function* fileChunks(path: string, options: ReadOptions): AsyncGenerator<B
       filling ^= 1;
       pending = readInto(buffers[filling]!);
       total += bytesRead;
-      options.onProgress?.(total);
+      input.bytesRead = total;
       yield current.subarray(0, bytesRead);
     }
   } finally {
@@ -270,7 +277,7 @@ async function* fileChunks(path: string, options: ReadOptions): AsyncGenerator<B
  * and handed to gunzip, each buffer free again once gunzip has consumed it. Reusing them, rather than a
  * read stream's new buffer per read, leaves less garbage for the collector and less work for this thread.
  */
-async function* gzipFileChunks(path: string, summary: InputSummary, options: ReadOptions): AsyncGenerator<Buffer> {
+async function* gzipFileChunks(path: string, summary: InputSummary, options: ReadOptions, input: InputProgress): AsyncGenerator<Buffer> {
   summary.compressed = true;
   const readBytes = options.chunkBytes ?? GZIP_READ_BYTES;
   const handle = await open(path, 'r');
@@ -314,7 +321,7 @@ async function* gzipFileChunks(path: string, summary: InputSummary, options: Rea
   });
   try {
     for await (const chunk of gunzip as AsyncIterable<Buffer>) {
-      options.onProgress?.(compressedBytes);
+      input.bytesRead = compressedBytes;
       yield chunk;
     }
   } finally {
@@ -333,7 +340,7 @@ async function* gzipFileChunks(path: string, summary: InputSummary, options: Rea
  */
 export const PIPE_GRACE_MS = 1000;
 
-async function* streamChunks(stream: Readable, summary: InputSummary, options: ReadOptions): AsyncGenerator<Buffer> {
+async function* streamChunks(stream: Readable, summary: InputSummary, options: ReadOptions, input: InputProgress): AsyncGenerator<Buffer> {
   let grace: NodeJS.Timeout | undefined;
   const stopSoon = () => {
     grace = setTimeout(() => stream.destroy(), PIPE_GRACE_MS);
@@ -341,14 +348,14 @@ async function* streamChunks(stream: Readable, summary: InputSummary, options: R
   if (options.signal?.aborted) stopSoon();
   else options.signal?.addEventListener('abort', stopSoon, { once: true });
   try {
-    yield* pipeChunks(stream, summary, options);
+    yield* pipeChunks(stream, summary, input);
   } finally {
     clearTimeout(grace);
     options.signal?.removeEventListener('abort', stopSoon);
   }
 }
 
-async function* pipeChunks(stream: Readable, summary: InputSummary, options: ReadOptions): AsyncGenerator<Buffer> {
+async function* pipeChunks(stream: Readable, summary: InputSummary, input: InputProgress): AsyncGenerator<Buffer> {
   const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   let first: Buffer = Buffer.alloc(0);
   // The gzip magic is two bytes: a first chunk of one byte must not hide it.
@@ -367,16 +374,16 @@ async function* pipeChunks(stream: Readable, summary: InputSummary, options: Rea
       compressedBytes += bytes;
     });
     for await (const chunk of gunzip) {
-      options.onProgress?.(compressedBytes);
+      input.bytesRead = compressedBytes;
       yield chunk as Buffer;
     }
     return;
   }
-  options.onProgress?.(compressedBytes);
+  input.bytesRead = compressedBytes;
   yield first;
   for await (const chunk of rest) {
     compressedBytes += chunk.length;
-    options.onProgress?.(compressedBytes);
+    input.bytesRead = compressedBytes;
     yield chunk;
   }
 }

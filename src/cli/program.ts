@@ -128,9 +128,17 @@ async function analyzeCommand(args: string[], flags: AnalyzeFlags, io: ProgramIo
   };
   const color = !flags.output && flags.color !== false && io.stdout.isTTY === true && !io.env.NO_COLOR;
   const renderOptions = { color, top: flags.all ? Number.POSITIVE_INFINITY : flags.top };
+  const progress = !flags.quiet && io.stderr.isTTY ? new ProgressLine(io.stderr, await totalBytes(expanded.paths)) : null;
   if (flags.separate) {
     const { analyzeSeparately } = await load.separate();
-    const archive = await analyzeSeparately(sources, { ...common, jobs: flags.jobs });
+    const archive = await analyzeSeparately(sources, {
+      ...common,
+      jobs: flags.jobs,
+      // Each input is its own analysis, so its own job for the progress line.
+      onProgress: progress ? (p) => progress.update(p, p.input) : undefined,
+      onInputDone: progress ? (_done, _total, _path, input) => progress.jobDone(input) : undefined,
+    });
+    progress?.finish();
     const inputs = archive.reports.flatMap((r) => r.inputs);
     for (const input of inputs.filter((i) => i.error)) io.stderr.write(`closewait: ${input.path}: ${input.error}\n`);
     if (!flags.quiet) for (const warning of [...archive.reports.flatMap((r) => r.warnings), ...archive.warnings]) io.stderr.write(`closewait: warning: ${warning}\n`);
@@ -138,7 +146,6 @@ async function analyzeCommand(args: string[], flags: AnalyzeFlags, io: ProgramIo
     if (!(await emit(await renderArchive(archive, format, renderOptions), flags, io))) return EXIT.usage;
     return flags.failOnFindings && archive.summary.closeWait > 0 ? EXIT.findings : EXIT.ok;
   }
-  const progress = !flags.quiet && io.stderr.isTTY ? new ProgressLine(io.stderr, await totalBytes(expanded.paths)) : null;
   const report = await analyze(sources, { ...common, onProgress: progress ? (p) => progress.update(p) : undefined });
   progress?.finish();
 
