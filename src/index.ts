@@ -1,5 +1,5 @@
 /** The library entry point: analyse captures and render reports without shelling out. */
-export { analyze, DEFAULT_MAX_CONNECTIONS, type AnalyzeOptions } from './analyze/run.js';
+export { analyze, DEFAULT_MAX_CONNECTIONS, type AnalyzeOptions, type InputProgress } from './analyze/run.js';
 export type * from './analyze/model.js';
 export { renderJson } from './report/json.js';
 export { renderText, type TextOptions } from './report/text.js';

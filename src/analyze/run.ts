@@ -14,6 +14,15 @@ import { VERSION } from '../version.js';
 import { DiagnosisCollector, findingFamily, type ServerTally } from './diagnosis.js';
 import { formatNumber } from '../numbers.js';
 
+/** How far the reading of one input is: bytes of it (compressed, when gzip'd) and packets so far in the analysis. */
+export interface InputProgress {
+  /** The input's position: in the order read (one capture), or among the inputs given (--separate). */
+  input: number;
+  path: string;
+  bytesRead: number;
+  packets: number;
+}
+
 export interface AnalyzeOptions {
   /** Server ports: only connections on them are analysed, and they decide roles without a handshake. */
   ports?: number[];
@@ -24,7 +33,7 @@ export interface AnalyzeOptions {
   /** Seconds a closed connection is kept to absorb late packets (default 120, a TIME_WAIT and more). */
   lingerSeconds?: number;
   signal?: AbortSignal;
-  onProgress?: (progress: { input: number; path: string; bytesRead: number; packets: number }) => void;
+  onProgress?: (progress: InputProgress) => void;
   /** Recorded in the report as the command that produced it. */
   command?: string;
 }

@@ -6,7 +6,7 @@ import { Worker } from 'node:worker_threads';
 import type { InputSource } from '../capture/reader.js';
 import { isGzipFile } from '../capture/inputs.js';
 import { SCHEMA_VERSION, type Report } from './model.js';
-import { analyze, type AnalyzeOptions } from './run.js';
+import { analyze, type AnalyzeOptions, type InputProgress } from './run.js';
 import { VERSION } from '../version.js';
 
 /** One line of the archive summary: which input has stuck connections, and where. */
@@ -32,14 +32,6 @@ export interface ArchiveReport {
   reports: Report[];
   /** About the archive as a whole (an interrupted run); each input's own warnings are in its report. */
   warnings: string[];
-}
-
-/** Reading progress of one input: bytes read of it (compressed, when gzip'd) and packets so far. */
-export interface InputProgress {
-  input: number;
-  path: string;
-  bytesRead: number;
-  packets: number;
 }
 
 export interface SeparateOptions extends Omit<AnalyzeOptions, 'onProgress'> {

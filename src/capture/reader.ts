@@ -96,7 +96,7 @@ export async function readCapture(source: InputSource, sink: RecordSink, options
     sink(record);
   };
 
-  const input: InputProgress = { isPipe: Boolean(source.stream), bytesRead: 0 };
+  const input: InputState = { isPipe: Boolean(source.stream), bytesRead: 0 };
   // A pipe may hand over fewer bytes than a magic number at first: gather them (a copy, since file
   // chunks share one buffer) until the format can be told.
   let head: Buffer | null = null;
@@ -181,16 +181,16 @@ function parserFor(head: Buffer, sink: RecordSink): CaptureParser {
   throw new CaptureFormatError(`not a pcap or pcapng capture: starts with bytes ${shown}`, 0);
 }
 
-/** Yields the input's bytes, gunzipped when the first two bytes say gzip. */
 /** What the chunk readers tell readCapture about the input as they go. */
-interface InputProgress {
+interface InputState {
   /** A pipe (stdin, a FIFO): when interrupted it is read on a little (streamChunks); a file stops at the next chunk. */
   isPipe: boolean;
   /** Bytes read from the input so far: compressed bytes when it is gzip'd. */
   bytesRead: number;
 }
 
-async function* decompressedChunks(source: InputSource, summary: InputSummary, options: ReadOptions, input: InputProgress): AsyncGenerator<Buffer> {
+/** Yields the input's bytes, gunzipped when the first two bytes say gzip. */
+async function* decompressedChunks(source: InputSource, summary: InputSummary, options: ReadOptions, input: InputState): AsyncGenerator<Buffer> {
   if (source.stream) {
     yield* streamChunks(source.stream, summary, options, input);
     return;
@@ -241,7 +241,7 @@ async function readHead(path: string): Promise<Buffer> {
  * next is already being read, so the disk and the parser run at the same time. A buffer is free again
  * once the parser has returned from it (it copies what it keeps across chunks).
  */
-async function* fileChunks(path: string, options: ReadOptions, input: InputProgress): AsyncGenerator<Buffer> {
+async function* fileChunks(path: string, options: ReadOptions, input: InputState): AsyncGenerator<Buffer> {
   const handle = await open(path, 'r');
   const size = options.chunkBytes ?? FILE_CHUNK_BYTES;
   const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)] as const;
@@ -277,7 +277,7 @@ async function* fileChunks(path: string, options: ReadOptions, input: InputProgr
  * and handed to gunzip, each buffer free again once gunzip has consumed it. Reusing them, rather than a
  * read stream's new buffer per read, leaves less garbage for the collector and less work for this thread.
  */
-async function* gzipFileChunks(path: string, summary: InputSummary, options: ReadOptions, input: InputProgress): AsyncGenerator<Buffer> {
+async function* gzipFileChunks(path: string, summary: InputSummary, options: ReadOptions, input: InputState): AsyncGenerator<Buffer> {
   summary.compressed = true;
   const readBytes = options.chunkBytes ?? GZIP_READ_BYTES;
   const handle = await open(path, 'r');
@@ -340,7 +340,7 @@ async function* gzipFileChunks(path: string, summary: InputSummary, options: Rea
  */
 export const PIPE_GRACE_MS = 1000;
 
-async function* streamChunks(stream: Readable, summary: InputSummary, options: ReadOptions, input: InputProgress): AsyncGenerator<Buffer> {
+async function* streamChunks(stream: Readable, summary: InputSummary, options: ReadOptions, input: InputState): AsyncGenerator<Buffer> {
   let grace: NodeJS.Timeout | undefined;
   const stopSoon = () => {
     grace = setTimeout(() => stream.destroy(), PIPE_GRACE_MS);
@@ -355,7 +355,7 @@ async function* streamChunks(stream: Readable, summary: InputSummary, options: R
   }
 }
 
-async function* pipeChunks(stream: Readable, summary: InputSummary, input: InputProgress): AsyncGenerator<Buffer> {
+async function* pipeChunks(stream: Readable, summary: InputSummary, input: InputState): AsyncGenerator<Buffer> {
   const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   let first: Buffer = Buffer.alloc(0);
   // The gzip magic is two bytes: a first chunk of one byte must not hide it.

@@ -1,4 +1,5 @@
 import type { Writable } from 'node:stream';
+import type { InputProgress } from '../analyze/run.js';
 
 const REDRAW_EVERY_MS = 200;
 const BAR_WIDTH = 20;
@@ -8,13 +9,6 @@ const MIN_PATH_ROOM = 24;
 const MIN_SHARE_FOR_ETA = 0.01;
 const DEFAULT_COLUMNS = 80;
 
-/** What the analysis reports as it reads: `packets` counts from the start of the analysis (job). */
-export interface ProgressUpdate {
-  input: number;
-  path: string;
-  bytesRead: number;
-  packets: number;
-}
 
 function megabytes(bytes: number): string {
   return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(2)} GB` : `${(bytes / 1e6).toFixed(1)} MB`;
@@ -56,7 +50,7 @@ export class ProgressLine {
     this.lastDraw = this.started;
   }
 
-  update(progress: ProgressUpdate, job = 0): void {
+  update(progress: InputProgress, job = 0): void {
     this.bytesByInput.set(progress.input, progress.bytesRead);
     this.packetsByJob.set(job, progress.packets);
     this.running.add(job);
