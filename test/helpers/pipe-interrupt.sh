@@ -13,12 +13,12 @@ OUT=$1 SIGNAL=$2 CLI=$3
 PORT=20880
 HERE=$(cd "$(dirname "$0")" && pwd)
 ip link set lo up
-tcpdump --immediate-mode -i lo -w - tcp port $PORT 2>"$OUT/tcpdump.err" |
-  { node "$CLI" analyze --format json - >"$OUT/report.json" 2>"$OUT/closewait.err"; echo $? >"$OUT/closewait.rc"; } &
-READER=$!
+# Each side writes its own PID before becoming the program (exec), so both can be signalled by PID.
+sh -c 'echo $$ >"$1/tcpdump.pid"; exec tcpdump --immediate-mode -i lo -w - tcp port "$2" 2>"$1/tcpdump.err"' sh "$OUT" "$PORT" |
+  { sh -c 'echo $$ >"$1/closewait.pid"; exec node "$2" analyze --format json - >"$1/report.json" 2>"$1/closewait.err"' sh "$OUT" "$CLI"; echo $? >"$OUT/closewait.rc"; } &
 for _ in $(seq 100); do grep -q listening "$OUT/tcpdump.err" 2>/dev/null && break; sleep 0.05; done
-TCPDUMP=$(pgrep -P $$ -x tcpdump)
-CLOSEWAIT=$(pgrep -P $READER -x node)
+TCPDUMP=$(cat "$OUT/tcpdump.pid")
+CLOSEWAIT=$(cat "$OUT/closewait.pid")
 node "$HERE/half-close-peers.mjs" $PORT 20 25 >"$OUT/peers.out" 2>"$OUT/peers.err" &
 PEERS=$!
 for _ in $(seq 200); do grep -q DONE "$OUT/peers.out" && break; sleep 0.05; done
