@@ -9,15 +9,16 @@ import { generateCapture, truthPathFor, type GeneratorTruth } from '../src/bench
 /**
  * The benchmark's synthetic capture is only worth timing if closewait gets it exactly right: the
  * generator's truth (taken from the packets it wrote) and the analysis must agree on every count
- * and on the stuck set. A slow rate stretches 6 MB over minutes, so the rare paths (a port reused
- * into a stuck connection, FIN_WAIT_2 timeouts) happen too.
+ * and on the stuck set. A slow rate stretches 6 MB over 22 minutes, so the rare paths (a port reused
+ * into a stuck connection, FIN_WAIT_2 timeouts, a leaked socket closed at last) happen too.
  */
 const dir = mkdtempSync(join(tmpdir(), 'closewait-bench-generator-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const SIZE = 6 * 1024 * 1024;
-// Seed 8 happens to hold two ports reused into stuck connections (a rare event) besides everything else.
-const options = { sizeBytes: SIZE, seed: 8, connectionsPerSecond: 2 };
+// Seed 10 happens to hold three ports reused into stuck connections, two leaks closed and three attempts given up
+// (rare events) besides everything else.
+const options = { sizeBytes: SIZE, seed: 10, connectionsPerSecond: 0.5 };
 
 describe('benchmark capture generator', () => {
   const out = join(dir, 'first.pcap');
@@ -36,8 +37,10 @@ describe('benchmark capture generator', () => {
     expect(truth.reset).toBeGreaterThan(0);
     expect(truth.closed).toBeGreaterThan(0);
     expect(truth.openAtEnd).toBeGreaterThan(0);
+    expect(truth.unanswered).toBeGreaterThan(0);
     expect(truth.events.tupleReuses).toBeGreaterThan(0);
     expect(truth.events.challengeAckReuses).toBeGreaterThan(0);
+    expect(truth.events.leaksClosed).toBeGreaterThan(0);
     expect(truth.events.midstreamAtStart).toBeGreaterThan(0);
     const { shape } = truth;
     expect(shape.frameSizes['<=60']).toBeGreaterThan(0);
@@ -59,6 +62,7 @@ describe('benchmark capture generator', () => {
       reset: summary.reset,
       closed: summary.closed,
       openAtEnd: summary.openAtEnd,
+      unanswered: summary.unanswered,
     }).toEqual({
       connections: truth.connections,
       closeWait: truth.closeWait,
@@ -67,6 +71,7 @@ describe('benchmark capture generator', () => {
       reset: truth.reset,
       closed: truth.closed,
       openAtEnd: truth.openAtEnd,
+      unanswered: truth.unanswered,
     });
     const found = report.findings.map((f) => `${f.server.ip}:${f.server.port}>${f.client.ip}:${f.client.port} ${f.stuckSide}`).sort();
     const expected = truth.stuck.map((s) => `${s.server}>${s.client} ${s.stuckSide}`).sort();

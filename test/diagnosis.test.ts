@@ -194,11 +194,11 @@ describe('listen backlog on scripted exchanges', () => {
       seg.payloadLength = 0;
       tracker.onSegment(seg, atMs * 1e6, 0, index + 1);
     });
-    const tallies = new Map<string, { ip: string; port: number; connections: number; closeWait: number; closeWaitServerSide: number; closeWaitClientSide: number; reset: number; closed: number; openAtEnd: number; oldestStuckSeconds: null }>();
+    const tallies = new Map<string, { ip: string; port: number; connections: number; closeWait: number; closeWaitServerSide: number; closeWaitClientSide: number; reset: number; closed: number; openAtEnd: number; unanswered: number; oldestStuckSeconds: null }>();
     for (const connection of tracker.live()) {
       tracker.roles.resolve(connection);
       collector.observe(connection, endMs * 1e6);
-      tallies.set('s', { ip: '127.0.0.1', port: 20880, connections: 0, closeWait: 0, closeWaitServerSide: 0, closeWaitClientSide: 0, reset: 0, closed: 0, openAtEnd: 0, oldestStuckSeconds: null });
+      tallies.set('s', { ip: '127.0.0.1', port: 20880, connections: 0, closeWait: 0, closeWaitServerSide: 0, closeWaitClientSide: 0, reset: 0, closed: 0, openAtEnd: 0, unanswered: 0, oldestStuckSeconds: null });
     }
     return collector.finish({ findings: [], servers: [...tallies.values()], time: new TimeBase(1_700_000_000, 6), captureStart: 0, captureEnd: endMs * 1e6 });
   }

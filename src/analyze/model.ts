@@ -77,6 +77,8 @@ export interface ServerSummary {
   closed: number;
   /** Connections still open (not stuck) at the end of the capture. */
   openAtEnd: number;
+  /** Connection attempts that got no answer at all (SYNs only) and that the client had given up on (3 min silent). */
+  unanswered: number;
   oldestStuckSeconds: number | null;
   /** The client of the connection stuck longest, or null. */
   oldestStuckClient: EndpointRef | null;
@@ -189,7 +191,10 @@ export interface Summary {
   closeWaitAnyAge: number;
   reset: number;
   closed: number;
+  /** Neither ended, stuck nor given up at the end of the capture. */
   openAtEnd: number;
+  /** Connection attempts that got no answer at all (SYNs only) and that the client had given up on (3 min silent). */
+  unanswered: number;
   skipped: SkippedCounts;
   /** TCP packets on ports outside --port. */
   filteredOut: number;

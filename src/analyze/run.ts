@@ -4,7 +4,7 @@ import { decodeFrame, SUPPORTED_LINK_TYPES } from '../decode/link.js';
 import { DECODE_STATUS_NAMES, DecodeStatus, newTcpSegment } from '../decode/segment.js';
 import { formatAddress } from '../flow/address.js';
 import type { Connection } from '../flow/connection.js';
-import { ConnectionTracker } from '../flow/tracker.js';
+import { ConnectionTracker, UNANSWERED_GIVE_UP_NANOS, type ReleaseReason } from '../flow/tracker.js';
 import { EndpointIndex } from '../flow/endpoints.js';
 import { SCHEMA_VERSION, type EndpointRef, type Finding, type InputReport, type Report, type ServerSummary, type SkippedCounts } from './model.js';
 import { closeWaitSide, endpointState, inferMissingFin, uncertainty } from './verdict.js';
@@ -65,17 +65,16 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
   /** By server id. */
   const servers: ServerTally[] = [];
   const skipped: SkippedCounts = { unsupportedLink: 0, notIp: 0, notTcp: 0, fragment: 0, truncated: 0, badHeader: 0 };
-  const totals = { packets: 0, tcpPackets: 0, reset: 0, closed: 0 };
+  const totals = { packets: 0, tcpPackets: 0, reset: 0, closed: 0, unanswered: 0 };
 
   // Scans and floods touch endless (address, port) pairs: past the cap they share one row.
-  const otherServers: ServerTally = { ip: '*', port: 0, connections: 0, closeWait: 0, closeWaitServerSide: 0, closeWaitClientSide: 0, reset: 0, closed: 0, openAtEnd: 0, oldestStuckSeconds: null };
+  const otherServers = newTally({ ip: '*', port: 0 });
   const tally = (connection: Connection): ServerTally => {
     const serverSide = connection.clientSide === 0 ? 1 : 0;
     const id = serverIds.idOf(connection, serverSide);
     let entry = id < 0 ? otherServers : servers[id];
     if (!entry) {
-      const ref = endpointRef(connection, serverSide);
-      entry = { ip: ref.ip, port: ref.port, connections: 0, closeWait: 0, closeWaitServerSide: 0, closeWaitClientSide: 0, reset: 0, closed: 0, openAtEnd: 0, oldestStuckSeconds: null };
+      entry = newTally(endpointRef(connection, serverSide));
       servers[id] = entry;
     }
     entry.connections++;
@@ -94,14 +93,20 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
     }
     return false;
   };
+  const countUnanswered = (entry: ServerTally): void => {
+    entry.unanswered++;
+    totals.unanswered++;
+  };
 
   const diagnosis = new DiagnosisCollector();
   const tracker = new ConnectionTracker({
     maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
     lingerNanos: (options.lingerSeconds ?? DEFAULT_LINGER_SECONDS) * 1e9,
     ports,
-    onRelease: (connection: Connection) => {
-      countEnded(connection, tally(connection));
+    onRelease: (connection: Connection, reason: ReleaseReason) => {
+      const entry = tally(connection);
+      if (reason === 'unanswered') countUnanswered(entry);
+      else countEnded(connection, entry);
       diagnosis.observe(connection, Number.POSITIVE_INFINITY);
     },
   });
@@ -182,6 +187,11 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
     const entry = tally(connection);
     diagnosis.observe(connection, endTime);
     if (countEnded(connection, entry) || connection.superseded) continue;
+    // Given up on as the tracker would have, had a sweep come after its time was up.
+    if (connection.isUnanswered && connection.lastTime < endTime - UNANSWERED_GIVE_UP_NANOS) {
+      countUnanswered(entry);
+      continue;
+    }
     const stuck = closeWaitSide(connection);
     if (stuck === -1) {
       entry.openAtEnd++;
@@ -236,6 +246,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
       reset: totals.reset,
       closed: totals.closed,
       openAtEnd,
+      unanswered: totals.unanswered,
       skipped,
       filteredOut: tracker.packetsFilteredOut,
       evicted: tracker.evicted,
@@ -284,6 +295,10 @@ function describeFinding(connection: Connection, stuck: 0 | 1, time: TimeBase, e
       lastPacket: { input: connection.lastInput, frame: connection.lastFrameNumber },
     },
   };
+}
+
+function newTally(server: EndpointRef): ServerTally {
+  return { ...server, connections: 0, closeWait: 0, closeWaitServerSide: 0, closeWaitClientSide: 0, reset: 0, closed: 0, openAtEnd: 0, unanswered: 0, oldestStuckSeconds: null };
 }
 
 function endpointRef(connection: Connection, side: 0 | 1): EndpointRef {

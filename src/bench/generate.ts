@@ -10,15 +10,18 @@ import { ShapeCounter, type Shape } from './shape.js';
  * sequence and acknowledgement numbers (slow start, delayed and quick ACKs, a few retransmissions),
  * and end the ways real connections end: FINs both ways (either side first, some slowly), RSTs, a
  * refused SYN, a SYN nobody answers, 4-tuples reused soon after, and a share stuck half-closed on
- * either side (peer FIN acknowledged, no FIN back). Some connections are already open when the
- * capture starts. Memory stays bounded by the connections in flight: each one plans only its next
- * phase of packets, and a heap on the next packet's time interleaves them.
+ * either side (peer FIN acknowledged, no FIN back), until a restart or a reaper closes them. Some
+ * connections are already open when the capture starts, as many pooled long-lived ones as the traffic
+ * keeps open, so the number of live connections is steady from the start and a capture twice as long
+ * holds the same number (what the benchmark's memory-scaling row needs). Memory stays bounded by the
+ * connections in flight: each one plans only its next phase of packets, and a heap on the next
+ * packet's time interleaves them.
  *
  * The truth is taken from what was written, not from what was planned: writing stops when the file
  * reaches its size, wherever each connection happens to be.
  */
 /** Part of the cached file names: bump when the same seed would give other bytes. */
-export const GENERATOR_VERSION = 2;
+export const GENERATOR_VERSION = 3;
 
 export interface GenerateOptions {
   /** Writing stops at the first packet that brings the file to this size. */
@@ -55,12 +58,14 @@ export interface GeneratorTruth {
   closed: number;
   /** Neither ended nor stuck at the end of the capture. */
   openAtEnd: number;
+  /** Attempts that got no answer (SYNs only) and were silent for 3 minutes at the end. */
+  unanswered: number;
   /** Sorted by "server>client". */
   stuck: StuckConnection[];
   /** How the connections were planned (a stuck plan cut short by the end of the file is not stuck). */
   plans: Record<string, number>;
   /** peakInFlight: most connections with packets still to send at once (stuck ones that went quiet not counted). */
-  events: { midstreamAtStart: number; tupleReuses: number; challengeAckReuses: number; retransmissions: number; peakInFlight: number };
+  events: { midstreamAtStart: number; tupleReuses: number; challengeAckReuses: number; leaksClosed: number; retransmissions: number; peakInFlight: number };
   shape: Shape;
 }
 
@@ -134,8 +139,8 @@ const PLANS = {
   'reset-by-client': 0.035,
   'fin-then-rst': 0.02,
   'slow-close': 0.03,
-  'stuck-server': 0.012,
-  'stuck-client': 0.006,
+  'stuck-server': 0.024,
+  'stuck-client': 0.012,
   refused: 0.01,
   unanswered: 0.004,
 } as const;
@@ -144,6 +149,24 @@ const PLAN_NAMES = [...(Object.keys(PLANS) as (keyof typeof PLANS)[]), 'client-c
 const PLAN_WEIGHTS = [...Object.values(PLANS), 1 - Object.values(PLANS).reduce((x, y) => x + y, 0)];
 /** Connections already open when the capture starts, in seconds of arrivals. */
 const MIDSTREAM_SECONDS_OF_ARRIVALS = 20;
+/** A pooled connection's exchanges and the pause before each (µs). */
+const LONG_LIVED_EXCHANGES_MIN = 10;
+const LONG_LIVED_EXCHANGES_MAX = 60;
+const LONG_LIVED_THINK_MIN = 5_000_000;
+const LONG_LIVED_THINK_MAX = 60_000_000;
+/** Mean life of a pooled connection (s): its exchanges times the mean pause. */
+const LONG_LIVED_MEAN_SECONDS =
+  (((LONG_LIVED_EXCHANGES_MIN + LONG_LIVED_EXCHANGES_MAX) / 2) * ((LONG_LIVED_THINK_MIN + LONG_LIVED_THINK_MAX) / 2)) / 1e6;
+/**
+ * How long a leaked half-closed socket lasts before something closes it (µs): a restart, a finalizer,
+ * an idle reaper. Leaks that lasted for ever would make a longer capture hold ever more live
+ * connections; with these, the number stuck at any time is steady once the capture is longer than the
+ * longest (40 min; the default 1 GiB capture spans ~57 min).
+ */
+const LEAK_LIFETIME_MIN = 10 * 60_000_000;
+const LEAK_LIFETIME_MAX = 40 * 60_000_000;
+/** What closewait reports as an attempt given up rather than open: SYNs only, silent this long (µs). */
+const UNANSWERED_GIVE_UP = 180_000_000;
 
 /**
  * What the applications do, apart from TCP: request and response sizes, exchanges per connection,
@@ -219,6 +242,10 @@ class Connection {
   readonly queue: Packet[] = [];
   position = 0;
   packetsWritten = 0;
+  /** Time of the last packet written (µs). */
+  lastWritten = 0;
+  /** Only the client's SYNs written so far: an attempt nobody answered, if it stays so. */
+  onlySyns = true;
   /** Stage of the plan: 0 handshake, 1 exchanges, 2 close, 3 done. */
   stage = 0;
   exchangesLeft = 0;
@@ -272,8 +299,10 @@ class Generator {
   private readonly textPayload: Buffer;
   private readonly stuck: StuckConnection[] = [];
   private readonly plans: Record<string, number> = Object.fromEntries(PLAN_NAMES.map((name) => [name, 0]));
-  private readonly events = { midstreamAtStart: 0, tupleReuses: 0, challengeAckReuses: 0, retransmissions: 0, peakInFlight: 0 };
-  private readonly counts = { connections: 0, closeWaitServerSide: 0, closeWaitClientSide: 0, reset: 0, closed: 0, openAtEnd: 0 };
+  private readonly events = { midstreamAtStart: 0, tupleReuses: 0, challengeAckReuses: 0, leaksClosed: 0, retransmissions: 0, peakInFlight: 0 };
+  private readonly counts = { connections: 0, closeWaitServerSide: 0, closeWaitClientSide: 0, reset: 0, closed: 0, openAtEnd: 0, unanswered: 0 };
+  /** When each attempt that got no answer was last heard from (µs): given up or open, by the capture's end. */
+  private readonly attemptsLastHeard: number[] = [];
   private lastTime = 0;
 
   constructor(private readonly options: GenerateOptions) {
@@ -293,7 +322,10 @@ class Generator {
     const perArrival = 1e6 / this.rate;
     const midstream = this.options.comparableToReal ? 0 : Math.round(this.rate * MIDSTREAM_SECONDS_OF_ARRIVALS);
     for (let i = 0; i < midstream; i++) this.spawn(this.random.int(2_000_000), true, -1, -1);
-    this.events.midstreamAtStart = midstream;
+    // The pool as the traffic keeps it (arrivals x mean life), each connection somewhere in its life.
+    const pooled = this.options.comparableToReal ? 0 : Math.round(this.rate * PLANS['long-lived'] * LONG_LIVED_MEAN_SECONDS);
+    for (let i = 0; i < pooled; i++) this.spawn(this.random.int(2_000_000), true, -1, -1, 'long-lived');
+    this.events.midstreamAtStart = midstream + pooled;
     let nextArrival = this.random.exponential(perArrival);
     const target = this.options.sizeBytes;
     while (this.writer.bytes < target) {
@@ -317,6 +349,10 @@ class Generator {
     }
     // The capture ends here: whatever each open connection showed so far is what it is.
     for (const connection of this.heap) this.finish(connection);
+    for (const lastHeard of this.attemptsLastHeard) {
+      if (lastHeard < this.lastTime - UNANSWERED_GIVE_UP) this.counts.unanswered++;
+      else this.counts.openAtEnd++;
+    }
     this.writer.close();
     renameSync(`${this.options.out}.partial`, this.options.out);
     const truth: GeneratorTruth = {
@@ -329,6 +365,7 @@ class Generator {
       reset: this.counts.reset,
       closed: this.counts.closed,
       openAtEnd: this.counts.openAtEnd,
+      unanswered: this.counts.unanswered,
       stuck: this.stuck.sort((x, y) => compareStrings(`${x.server}>${x.client}`, `${y.server}>${y.client}`)),
       plans: this.plans,
       events: this.events,
@@ -338,12 +375,18 @@ class Generator {
     return truth;
   }
 
-  /** A new connection. `isn` >= 0 with a tuple: the retry of a port reused into a stuck connection. */
-  private spawn(time: number, midstream: boolean, reusedTuple: number, isn: number): void {
+  /**
+   * A new connection. `isn` >= 0 with a tuple: the retry of a port reused into a stuck connection.
+   * `pooled`: a long-lived connection open before the capture, somewhere in its life.
+   */
+  private spawn(time: number, midstream: boolean, reusedTuple: number, isn: number, pooled?: 'long-lived'): void {
     const random = this.random;
     let tupleKey = reusedTuple;
     let plan: Plan;
-    if (tupleKey >= 0 || this.options.comparableToReal) {
+    if (pooled) {
+      plan = pooled;
+      tupleKey = this.pickTuple(true);
+    } else if (tupleKey >= 0 || this.options.comparableToReal) {
       plan = random.chance(0.3) ? 'server-closes' : 'client-closes';
       if (tupleKey < 0) tupleKey = this.pickTuple(midstream);
     } else {
@@ -370,7 +413,11 @@ class Generator {
     const mss = timestamps ? 1448 : 1460;
     const connection = new Connection(tupleKey, service, client, server, plan, timestamps, mss, rtt, random.chance(0.7), midstream);
     connection.clock = time;
-    connection.exchangesLeft = plan === 'long-lived' ? random.between(10, 60) : exchangeCount(random);
+    connection.exchangesLeft = pooled
+      ? random.between(1, LONG_LIVED_EXCHANGES_MAX)
+      : plan === 'long-lived'
+        ? random.between(LONG_LIVED_EXCHANGES_MIN, LONG_LIVED_EXCHANGES_MAX)
+        : exchangeCount(random);
     if (midstream) {
       // Already established before the capture began: no handshake, quick-ACK mode long over.
       client.quickAcks = 0;
@@ -446,7 +493,7 @@ class Generator {
   }
 
   private thinkTime(c: Connection): number {
-    return c.plan === 'long-lived' ? this.random.between(5_000_000, 60_000_000) : thinkTime(this.random);
+    return c.plan === 'long-lived' ? this.random.between(LONG_LIVED_THINK_MIN, LONG_LIVED_THINK_MAX) : thinkTime(this.random);
   }
 
   private planHandshake(c: Connection): void {
@@ -613,6 +660,7 @@ class Generator {
       const at = acked + random.between(1_000_000, FIN_WAIT_2_TIMEOUT - 5_000_000);
       this.send(c, at, true, ACK | PSH, random.between(20, 1400));
       this.send(c, at + c.rtt, false, ACK, 0);
+      this.closeLeaked(c, acked, true);
     } else if (later < 0.2) {
       // Too late: the client's socket timed out of FIN_WAIT_2 and answers with a RST.
       const at = acked + random.between(FIN_WAIT_2_TIMEOUT + 1_000_000, 300_000_000);
@@ -629,6 +677,8 @@ class Generator {
       c.queue.push(new Packet(at + this.serverTurnaround() + c.rtt, false, RST, c.client.next, 0, 0));
       c.successorIsn = isn;
       c.successorTime = at + 1_000_000;
+    } else {
+      this.closeLeaked(c, acked, true);
     }
   }
 
@@ -641,11 +691,25 @@ class Generator {
       const at = acked + random.between(1_000_000, FIN_WAIT_2_TIMEOUT - 5_000_000);
       this.send(c, at, false, ACK | PSH, random.between(20, 1400));
       this.send(c, at + this.serverTurnaround(), true, ACK, 0);
+      this.closeLeaked(c, acked, false);
     } else if (later < 0.3) {
       const at = acked + random.between(FIN_WAIT_2_TIMEOUT + 1_000_000, 300_000_000);
       this.send(c, at, false, ACK | PSH, random.between(20, 1400));
       c.queue.push(new Packet(at + this.serverTurnaround(), true, RST, c.server.next, 0, 0));
+    } else {
+      this.closeLeaked(c, acked, false);
     }
+  }
+
+  /**
+   * The leaked side closes at last, long after its peer's FIN (LEAK_LIFETIME_*): the peer's FIN_WAIT_2
+   * socket timed out long before, so its kernel answers the FIN with a RST.
+   */
+  private closeLeaked(c: Connection, peerFinAcked: number, serverLeaked: boolean): void {
+    const at = peerFinAcked + this.random.between(LEAK_LIFETIME_MIN, LEAK_LIFETIME_MAX);
+    this.send(c, at, serverLeaked, FIN | ACK, 0);
+    const peer = serverLeaked ? c.client : c.server;
+    c.queue.push(new Packet(at + this.lag(c, !serverLeaked), !serverLeaked, RST, peer.next, 0, 0));
   }
 
   /** Time from a packet of the other side (as captured) to `responder`'s answer (as captured). */
@@ -746,6 +810,8 @@ class Generator {
     this.writer.advance(frameLength);
     this.shape.frame(frameLength, p.flags, p.length);
     c.packetsWritten++;
+    c.lastWritten = time;
+    if (p.fromServer || p.flags !== SYN) c.onlySyns = false;
     noteOnWire(side, other, p);
   }
 
@@ -763,10 +829,13 @@ class Generator {
     this.shape.connection(c.packetsWritten);
     const { client, server } = c;
     const ended = client.rstSent || server.rstSent || (client.finSent && server.finSent);
+    // A stuck plan with FINs both ways on the wire: the leaked side was closed at last (closeLeaked).
+    if (c.plan.startsWith('stuck-') && client.finSent && server.finSent) this.events.leaksClosed++;
     if (client.rstSent || server.rstSent) this.counts.reset++;
     else if (client.finSent && server.finSent) this.counts.closed++;
     else if (client.finSent && client.finAcked && !server.finSent) this.addStuck(c, 'server');
     else if (server.finSent && server.finAcked && !client.finSent) this.addStuck(c, 'client');
+    else if (c.onlySyns) this.attemptsLastHeard.push(c.lastWritten);
     else this.counts.openAtEnd++;
     if (ended && c.successorIsn < 0) {
       this.inUse.delete(c.tupleKey);

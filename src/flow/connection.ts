@@ -143,4 +143,10 @@ export class Connection {
   get isFinished(): boolean {
     return this.a.rstSeen || this.b.rstSeen || (this.a.finSeen && this.b.finSeen) || this.superseded;
   }
+
+  /** SYNs from one side (one attempt, sent again or not) and nothing at all from the other. */
+  get isUnanswered(): boolean {
+    const synOnly = (e: Endpoint) => e.synSeen && !e.synAckSeen && e.packets === e.synRetransmits + 1;
+    return (this.b.packets === 0 && synOnly(this.a)) || (this.a.packets === 0 && synOnly(this.b));
+  }
 }

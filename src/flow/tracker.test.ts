@@ -315,3 +315,40 @@ describe('bounded memory', () => {
     expect(busy).toBeLessThan(16_384 + 2_000 * 11);
   });
 });
+
+describe('attempts nobody answered', () => {
+  // Another connection's packets move capture time on (sweeps run on capture time).
+  const clock = (atMs: number, seq: number): Step => ['c', ACK, seq, 1, 0, atMs, 50000];
+  const reasons = (released: [Connection, ReleaseReason][], port: number) =>
+    released.filter(([c]) => c.portA === port || c.portB === port).map(([, reason]) => reason);
+
+  it('are released as unanswered once silent for 3 minutes (by the next sweep, every 5 s of capture time)', () => {
+    const steps: Step[] = [['c', SYN, 1000, 0, 0, 0], ['c', SYN, 1000, 0, 0, 1_000], ['c', SYN, 1000, 0, 0, 3_000], clock(180_000, 1), clock(182_000, 2)];
+    // Last heard at 3 s: at 182 s not yet 3 minutes silent.
+    expect(reasons(run(steps).released, CLIENT.port)).toEqual([]);
+    const later = run([...steps, clock(186_000, 3)]);
+    expect(reasons(later.released, CLIENT.port)).toEqual(['unanswered']);
+    expect(later.live.some((c) => c.portA === CLIENT.port || c.portB === CLIENT.port)).toBe(false);
+  });
+
+  it('a SYN answered (even by a RST) is never given up; one sent again is, 3 minutes after the last', () => {
+    const steps: Step[] = [
+      ['c', SYN, 1000, 0, 0, 0, 40001],
+      ['s', SYN | ACK, 5000, 1001, 0, 1, 40001],
+      ['c', SYN, 2000, 0, 0, 0, 40002],
+      ['s', RST | ACK, 0, 2001, 0, 1, 40002],
+      ['c', SYN, 3000, 0, 0, 0, 40003],
+      ['c', SYN, 3000, 0, 0, 100_000, 40003],
+      clock(200_000, 1),
+      clock(270_000, 2),
+    ];
+    const { released, live } = run(steps);
+    expect(reasons(released, 40001)).toEqual([]);
+    expect(reasons(released, 40002)).toEqual(['closed']);
+    expect(reasons(released, 40003)).toEqual([]);
+    expect(live.filter((c) => [40001, 40003].includes(c.portA) || [40001, 40003].includes(c.portB))).toHaveLength(2);
+    const later = run([...steps, clock(290_000, 3)]);
+    expect(reasons(later.released, 40003)).toEqual(['unanswered']);
+    expect(reasons(later.released, 40001)).toEqual([]);
+  });
+});

@@ -2,9 +2,13 @@ import { TCP_FLAG, type TcpSegment } from '../decode/segment.js';
 import { Connection, type Endpoint, type Family, type FrameRef, type RoleReason } from './connection.js';
 import { ConnectionTable, KEY_WORDS } from './table.js';
 import { RoleResolver, type ConnectionEnds } from './roles.js';
+import { TimeQueue } from './time-queue.js';
 
-/** Why a connection left the table before the end of the capture. */
-export type ReleaseReason = 'closed' | 'evicted' | 'superseded';
+/**
+ * Why a connection left the table before the end of the capture. 'unanswered': SYNs only, never a
+ * packet back, and silent for longer than any client retries them (UNANSWERED_GIVE_UP_NANOS).
+ */
+export type ReleaseReason = 'closed' | 'evicted' | 'superseded' | 'unanswered';
 
 export interface TrackerOptions {
   /** Most connections held at once; past it the idlest are evicted (and counted). */
@@ -24,8 +28,12 @@ export interface TrackerOptions {
 const HALF_RANGE = 0x80000000;
 /** Listening endpoints remembered by number, so a SYN-ACK from a known listener builds no strings. */
 const MAX_KNOWN_LISTENERS = 65_536;
-/** How far back a closing connection is walked to keep the closed queue in time order. */
-const MAX_CLOSED_QUEUE_WALK = 64;
+/**
+ * A connection attempt that got no answer for this long (ns) is over: clients stop retrying their SYN
+ * well before (Linux after ~127 s with its default 6 retries, Windows after ~21 s). Held longer, such
+ * attempts (a dead backend, a scan) would fill the table for the rest of the capture.
+ */
+export const UNANSWERED_GIVE_UP_NANOS = 180e9;
 const SWEEP_EVERY_NANOS = 5e9;
 /**
  * Past this many connections in the table, closed ones linger only BUSY_LINGER_NANOS. At thousands of
@@ -90,15 +98,10 @@ export class ConnectionTracker {
   /** Both addresses of each connection: a's four words, then b's. */
   private addresses = new Uint32Array(INITIAL_IDS * 8);
   private readonly key = new Uint32Array(KEY_WORDS);
-  /**
-   * Connections in the order they closed (kept sorted by closedTime), so a sweep releases from the
-   * front instead of scanning every connection. An entry is an (id, serial) pair, so one whose id was
-   * released (and perhaps reused) since is recognised and skipped.
-   */
-  private closedIds: number[] = [];
-  private closedSerials: number[] = [];
-  private closedTimes: number[] = [];
-  private closedHead = 0;
+  /** Finished connections, by the time they finished. */
+  private readonly closed = new TimeQueue();
+  /** Connections that began with a SYN, by the time they were last heard from while unanswered. */
+  private readonly attempts = new TimeQueue();
   private readonly knownListeners = new ConnectionTable();
   private readonly listenerKey = new Uint32Array(KEY_WORDS);
   /** Scratch view of one connection's addresses for the role resolver (which keeps only strings). */
@@ -203,6 +206,7 @@ export class ConnectionTracker {
     if (id < 0) {
       id = this.born(seg, senderIsA, time, input, frame);
       if (!(seg.flags & TCP_FLAG.SYN)) this.roles.noteMidstream(this.endsOf(id));
+      else if (isSyn) this.queueAttempt(id, time);
     }
     this.follow(id, seg, senderSide, time, input, frame);
     if (time >= this.nextSweep) this.sweep();
@@ -220,68 +224,50 @@ export class ConnectionTracker {
     return id < this.capacity && this.conn[id * C.stride + C.inUse] === 1 && this.conn[id * C.stride + C.serial] === serial;
   }
 
-  /** Releases closed connections whose linger has passed, in id order. */
+  /** Releases closed connections whose linger has passed and attempts nobody answered, in id order. */
   private sweep(): void {
     this.nextSweep = this.now + SWEEP_EVERY_NANOS;
     const linger = this.table.size > BUSY_TABLE ? Math.min(this.options.lingerNanos, BUSY_LINGER_NANOS) : this.options.lingerNanos;
-    const cutoff = this.now - linger;
-    const due: number[] = [];
-    while (this.closedHead < this.closedTimes.length && this.closedTimes[this.closedHead]! < cutoff) {
-      const id = this.closedIds[this.closedHead]!;
-      if (this.isCurrent(id, this.closedSerials[this.closedHead]!)) due.push(id);
-      this.closedHead++;
-    }
-    if (this.closedHead > 1024 && this.closedHead * 2 > this.closedTimes.length) {
-      // In place: new arrays here were a few MB of garbage per GiB.
-      const left = this.closedTimes.length - this.closedHead;
-      for (const queue of [this.closedIds, this.closedSerials, this.closedTimes]) {
-        queue.copyWithin(0, this.closedHead);
-        queue.length = left;
-      }
-      this.closedHead = 0;
-    }
-    due.sort((x, y) => x - y);
-    for (const id of due) this.release(id, 'closed');
+    const closed: number[] = [];
+    this.closed.takeDue(this.now - linger, (id, serial) => {
+      if (this.isCurrent(id, serial)) closed.push(id);
+    });
+    closed.sort((x, y) => x - y);
+    for (const id of closed) this.release(id, 'closed');
+
+    const cutoff = this.now - UNANSWERED_GIVE_UP_NANOS;
+    const unanswered: number[] = [];
+    const retried: number[] = [];
+    this.attempts.takeDue(cutoff, (id, serial) => {
+      if (!this.isCurrent(id, serial) || !this.isUnanswered(id)) return;
+      // A SYN sent again since: due again only that long after it.
+      if (this.conn[id * C.stride + C.lastTime]! >= cutoff) retried.push(id);
+      else unanswered.push(id);
+    });
+    for (const id of retried) this.attempts.push(id, this.conn[id * C.stride + C.serial]!, this.conn[id * C.stride + C.lastTime]!);
+    unanswered.sort((x, y) => x - y);
+    for (const id of unanswered) this.release(id, 'unanswered');
+  }
+
+  /** SYNs from one side (the same attempt, sent again or not) and nothing at all from the other. */
+  private isUnanswered(id: number): boolean {
+    const ep = this.ep;
+    const a = id * 2 * E.stride;
+    const b = a + E.stride;
+    const synOnly = (e: number) => ep[e + E.synSeen] === 1 && ep[e + E.synAckSeen] === 0 && ep[e + E.packets] === ep[e + E.synRetransmits]! + 1;
+    return (ep[b + E.packets] === 0 && synOnly(a)) || (ep[a + E.packets] === 0 && synOnly(b));
   }
 
   private queueClosed(id: number): void {
     // Released otherwise (evicted, taken over by a new SYN), entries wait for a sweep to pass them; while
     // capture time stands still or runs back no sweep does, so drop them before they outnumber the table.
-    if (this.closedTimes.length - this.closedHead > 2 * this.table.size + 1024) this.compactClosedQueue();
-    const times = this.closedTimes;
-    const closedTime = this.conn[id * C.stride + C.closedTime]!;
-    const serial = this.conn[id * C.stride + C.serial]!;
-    let at = times.length;
-    // Capture time can step back (merged inputs, clock jumps): keep the queue in closedTime order, as far
-    // as a short walk back goes. Time running backwards throughout would make the walk quadratic; an
-    // entry placed early of its turn is only released late, when the entries before it are due.
-    const stop = Math.max(this.closedHead, times.length - MAX_CLOSED_QUEUE_WALK);
-    while (at > stop && times[at - 1]! > closedTime) at--;
-    if (at === times.length) {
-      times.push(closedTime);
-      this.closedIds.push(id);
-      this.closedSerials.push(serial);
-    } else {
-      times.splice(at, 0, closedTime);
-      this.closedIds.splice(at, 0, id);
-      this.closedSerials.splice(at, 0, serial);
-    }
+    if (this.closed.length > 2 * this.table.size + 1024) this.closed.compact((queued, serial) => this.isCurrent(queued, serial));
+    this.closed.push(id, this.conn[id * C.stride + C.serial]!, this.conn[id * C.stride + C.closedTime]!);
   }
 
-  private compactClosedQueue(): void {
-    const ids: number[] = [];
-    const serials: number[] = [];
-    const times: number[] = [];
-    for (let i = this.closedHead; i < this.closedTimes.length; i++) {
-      if (!this.isCurrent(this.closedIds[i]!, this.closedSerials[i]!)) continue;
-      ids.push(this.closedIds[i]!);
-      serials.push(this.closedSerials[i]!);
-      times.push(this.closedTimes[i]!);
-    }
-    this.closedIds = ids;
-    this.closedSerials = serials;
-    this.closedTimes = times;
-    this.closedHead = 0;
+  private queueAttempt(id: number, time: number): void {
+    if (this.attempts.length > 2 * this.table.size + 1024) this.attempts.compact((queued, serial) => this.isCurrent(queued, serial) && this.isUnanswered(queued));
+    this.attempts.push(id, this.conn[id * C.stride + C.serial]!, time);
   }
 
   /** The scratch addresses of connection `id`, for the role resolver. */

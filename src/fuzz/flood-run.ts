@@ -34,6 +34,7 @@ process.stdout.write(`${JSON.stringify({
   connections: report.summary.connections,
   evicted: report.summary.evicted,
   openAtEnd: report.summary.openAtEnd,
+  unanswered: report.summary.unanswered,
   seconds: Math.round(seconds * 10) / 10,
   packetsPerSecond: Math.round(report.summary.packets / seconds),
   startRssMb: mb(startRss),

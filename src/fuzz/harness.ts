@@ -207,8 +207,8 @@ function checkConsistency(report: Report, problems: string[], inputs = 1): void 
   if (summary.closeWait !== report.findings.length) problems.push(`summary.closeWait ${summary.closeWait} != ${report.findings.length} findings`);
   if (summary.closeWaitServerSide + summary.closeWaitClientSide !== summary.closeWait) problems.push('server-side + client-side CLOSE_WAIT != closeWait');
   if (summary.connections > summary.tcpPackets) problems.push(`${summary.connections} connections from ${summary.tcpPackets} TCP packets`);
-  if (summary.reset + summary.closed + summary.openAtEnd + summary.closeWaitAnyAge > summary.connections) {
-    problems.push(`reset ${summary.reset} + closed ${summary.closed} + open ${summary.openAtEnd} + CLOSE_WAIT ${summary.closeWaitAnyAge} > ${summary.connections} connections`);
+  if (summary.reset + summary.closed + summary.openAtEnd + summary.unanswered + summary.closeWaitAnyAge > summary.connections) {
+    problems.push(`reset ${summary.reset} + closed ${summary.closed} + open ${summary.openAtEnd} + unanswered ${summary.unanswered} + CLOSE_WAIT ${summary.closeWaitAnyAge} > ${summary.connections} connections`);
   }
   if (summary.closeWaitAnyAge < summary.closeWait) problems.push(`closeWaitAnyAge ${summary.closeWaitAnyAge} < closeWait ${summary.closeWait}`);
   for (const finding of report.findings) {
