@@ -3,7 +3,7 @@ import type { CaptureRecord } from '../capture/record.js';
 import { decodeFrame, SUPPORTED_LINK_TYPES } from '../decode/link.js';
 import { DECODE_STATUS_NAMES, DecodeStatus, newTcpSegment } from '../decode/segment.js';
 import { formatAddress } from '../flow/address.js';
-import type { Connection } from '../flow/connection.js';
+import { Connection } from '../flow/connection.js';
 import { ConnectionTracker, UNANSWERED_GIVE_UP_NANOS, type ReleaseReason } from '../flow/tracker.js';
 import { EndpointIndex } from '../flow/endpoints.js';
 import { SCHEMA_VERSION, type EndpointRef, type Finding, type InputReport, type Report, type ServerSummary, type SkippedCounts } from './model.js';
@@ -181,7 +181,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
   const findings: Finding[] = [];
   let openAtEnd = 0;
   let closeWaitAnyAge = 0;
-  for (const connection of tracker.live()) {
+  for (const connection of tracker.live(Connection.blank())) {
     tracker.roles.resolve(connection);
     inferMissingFin(connection);
     const entry = tally(connection);
@@ -288,10 +288,11 @@ function describeFinding(connection: Connection, stuck: 0 | 1, time: TimeBase, e
     uncertain: uncertainty(connection, stuck),
     reconnectAttempts: connection.synsIntoOpen,
     family: findingFamily(connection, stuck === serverSide ? 'server' : 'client'),
+    // Copies: the connection is one instance, refilled for the next.
     evidence: {
-      firstPacket: connection.firstFrame,
-      peerFin: peer.finFrame!,
-      peerFinAck: peer.finAckFrame!,
+      firstPacket: { ...connection.firstFrame },
+      peerFin: { ...peer.finFrame! },
+      peerFinAck: { ...peer.finAckFrame! },
       lastPacket: { input: connection.lastInput, frame: connection.lastFrameNumber },
     },
   };

@@ -131,6 +131,11 @@ export class Connection {
     return copy;
   }
 
+  /** An instance for the tracker to fill (loadInto) and reuse. */
+  static blank(): Connection {
+    return new Connection(0, 4, new Uint32Array(4), 0, new Uint32Array(4), 0, 0, { input: 0, frame: 0 });
+  }
+
   endpoint(side: 0 | 1): Endpoint {
     return side === 0 ? this.a : this.b;
   }

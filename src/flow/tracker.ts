@@ -111,7 +111,7 @@ export class ConnectionTracker {
   private readonly ends: { family: Family; addressA: Uint32Array; portA: number; addressB: Uint32Array; portB: number } = {
     family: 4, addressA: new Uint32Array(4), portA: 0, addressB: new Uint32Array(4), portB: 0,
   };
-  private readonly releasing = new Connection(0, 4, new Uint32Array(4), 0, new Uint32Array(4), 0, 0, { input: 0, frame: 0 });
+  private readonly releasing = Connection.blank();
   private serial = 0;
   private now = 0;
   private nextSweep = SWEEP_EVERY_NANOS;
@@ -137,9 +137,15 @@ export class ConnectionTracker {
     return this.table.size;
   }
 
-  /** Connections still in the table, in id order: copies, so changing them changes nothing here. */
-  *live(): Iterable<Connection> {
-    for (let id = 0; id < this.capacity; id++) if (this.conn[id * C.stride + C.inUse]) yield this.materialise(id);
+  /**
+   * Connections still in the table, in id order: copies, so changing them changes nothing here. With
+   * `into`, each is written into that one instance instead (no object per connection): it is valid
+   * until the next, and whatever is kept of it must be copied.
+   */
+  *live(into?: Connection): Iterable<Connection> {
+    for (let id = 0; id < this.capacity; id++) {
+      if (this.conn[id * C.stride + C.inUse]) yield into ? this.loadInto(into, id) : this.materialise(id);
+    }
   }
 
   /** Marks every connection now open as spanning a gap in the inputs' time. */
@@ -455,7 +461,7 @@ export class ConnectionTracker {
 
   /** A new read model of connection `id`, built from the columns. */
   private materialise(id: number): Connection {
-    return this.loadInto(new Connection(0, 4, new Uint32Array(4), 0, new Uint32Array(4), 0, 0, { input: 0, frame: 0 }), id);
+    return this.loadInto(Connection.blank(), id);
   }
 
   /** Overwrites `connection` with connection `id`, reusing its arrays and frame references. */
