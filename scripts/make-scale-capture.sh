@@ -17,7 +17,8 @@
 # Then scripts/scale-truth.mjs writes NAME.truth.json (ss's CLOSE-WAIT set, plus an independent look at
 # the wire) and, unless --no-analyze, closewait analyzes the capture (peak RSS with /usr/bin/time) and
 # NAME.compare.json says whether closewait agrees with the kernel. --measure adds wall times: closewait
-# and `tcpdump -r FILE -w /dev/null`, the minimum of 3 runs each, page cache warm.
+# and `tcpdump -r FILE -w /dev/null`, the minimum of 3 runs each, page cache warm, and the same for a
+# gzip -6 copy (NAME.pcap.gz, its report checked against the kernel too: NAME.gz.compare.json).
 #
 # Outputs in DIR: NAME.pcap, NAME.ss.txt, NAME.meta.json and NAME.conns.tsv (the peers' bookkeeping),
 # NAME.tcpdump.log, NAME.sysctl.txt, NAME.truth.json, NAME.report.json, NAME.compare.json,
@@ -164,7 +165,7 @@ done
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 PREFIX="$OUT/$NAME"
-rm -f "$PREFIX".{pcap,ss.txt,meta.json,conns.tsv,peers.out,peers.err,tcpdump.log,sysctl.txt,truth.json,report.json,compare.json,timings.json,rss.txt}
+rm -f "$PREFIX".{pcap,pcap.gz,ss.txt,meta.json,conns.tsv,peers.out,peers.err,tcpdump.log,sysctl.txt,truth.json,report.json,gz.report.json,compare.json,gz.compare.json,timings.json,rss.txt}
 
 log "playing $CONNECTIONS connections over ~${SECONDS_TARGET} s (seed $SEED) into $PREFIX.pcap"
 started=$SECONDS
@@ -200,9 +201,19 @@ if [ "$MEASURE" = 1 ]; then
   }
   cw=$(min_wall node "$CLI" analyze --format json "$PREFIX.pcap")
   td=$(min_wall tcpdump -r "$PREFIX.pcap" -w /dev/null)
-  printf '{ "closewaitSeconds": %s, "tcpdumpReadSeconds": %s, "closewaitPeakRssKB": %s, "runs": 3, "what": "min wall time of 3 runs, page cache warm" }\n' \
-    "$cw" "$td" "$peak_kb" >"$PREFIX.timings.json"
-  log "timings: closewait ${cw} s, tcpdump -r ${td} s (min of 3), closewait peak RSS ${peak_kb} KB"
+  # The same capture gzip'd as logrotate would (-6): the report must be the same, and the time is compared
+  # with the uncompressed run's.
+  log "gzip -6 of the capture, for the gzip'd run"
+  gzip -6 -c "$PREFIX.pcap" >"$PREFIX.pcap.gz"
+  cat "$PREFIX.pcap.gz" >/dev/null
+  "$TIME_BIN" -f '%e %M' -o "$PREFIX.rss.txt" node "$CLI" analyze --format json "$PREFIX.pcap.gz" >"$PREFIX.gz.report.json"
+  read -r _ gz_peak_kb <"$PREFIX.rss.txt"
+  node "$SCRIPT_DIR/scale-truth.mjs" --meta "$PREFIX.meta.json" --ss "$PREFIX.ss.txt" --capture "$PREFIX.pcap" --out "$PREFIX.truth.json" \
+    --report "$PREFIX.gz.report.json" --compare-out "$PREFIX.gz.compare.json" || compare_rc=$?
+  gz=$(min_wall node "$CLI" analyze --format json "$PREFIX.pcap.gz")
+  printf '{ "closewaitSeconds": %s, "tcpdumpReadSeconds": %s, "closewaitPeakRssKB": %s, "gzipBytes": %s, "closewaitGzipSeconds": %s, "closewaitGzipPeakRssKB": %s, "runs": 3, "what": "min wall time of 3 runs, page cache warm; gzip -6 copy" }\n' \
+    "$cw" "$td" "$peak_kb" "$(stat -c %s "$PREFIX.pcap.gz")" "$gz" "$gz_peak_kb" >"$PREFIX.timings.json"
+  log "timings: closewait ${cw} s, tcpdump -r ${td} s, closewait on the .gz ${gz} s (min of 3); peak RSS ${peak_kb} KB, ${gz_peak_kb} KB on the .gz"
 fi
 rm -f "$PREFIX.rss.txt"
 exit "$compare_rc"

@@ -1,6 +1,7 @@
 import { open, stat } from 'node:fs/promises';
 import { createReadStream, open as openFd } from 'node:fs';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, type Gunzip } from 'node:zlib';
+import { InflateBufferPool } from './inflate-pool.js';
 import type { Readable } from 'node:stream';
 import { CaptureFormatError, InputError } from './errors.js';
 import { PcapParser, isPcapMagic } from './pcap.js';
@@ -320,10 +321,9 @@ async function* gzipFileChunks(path: string, summary: InputSummary, options: Rea
     gunzip.destroy(error as Error);
   });
   try {
-    for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+    yield* inflated(gunzip, () => {
       input.bytesRead = compressedBytes;
-      yield chunk;
-    }
+    });
   } finally {
     gunzip.destroy();
     wakeFeeder();
@@ -373,10 +373,9 @@ async function* pipeChunks(stream: Readable, summary: InputSummary, input: Input
     void pump(first, rest, gunzip, (bytes) => {
       compressedBytes += bytes;
     });
-    for await (const chunk of gunzip) {
+    yield* inflated(gunzip, () => {
       input.bytesRead = compressedBytes;
-      yield chunk as Buffer;
-    }
+    });
     return;
   }
   input.bytesRead = compressedBytes;
@@ -388,8 +387,21 @@ async function* pipeChunks(stream: Readable, summary: InputSummary, input: Input
   }
 }
 
+/**
+ * gunzip's output chunk by chunk, its buffers handed back to gunzip once parsed (InflateBufferPool):
+ * the consumer asks for the next chunk only when it is done with the one before.
+ */
+async function* inflated(gunzip: Gunzip, beforeEach: () => void): AsyncGenerator<Buffer> {
+  const pool = new InflateBufferPool(gunzip);
+  for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+    beforeEach();
+    yield chunk;
+    pool.parsed(chunk);
+  }
+}
+
 /** Feeds compressed chunks into gunzip with backpressure; errors surface on the gunzip stream. */
-async function pump(head: Buffer, rest: AsyncIterable<Buffer>, gunzip: ReturnType<typeof createGunzip>, onRead: (bytes: number) => void): Promise<void> {
+async function pump(head: Buffer, rest: AsyncIterable<Buffer>, gunzip: Gunzip, onRead: (bytes: number) => void): Promise<void> {
   try {
     if (!gunzip.write(head)) await onceDrained(gunzip);
     for await (const chunk of rest) {
