@@ -86,17 +86,35 @@ describe('a rotated set is one capture', () => {
     expect(forward.warnings).toEqual([]);
   });
 
-  it('partly gzip\'d in a directory, same findings as the single capture they were cut from', async () => {
+  /** The rotated files in a new directory, every other one gzip'd (NAME1.gz, NAME3.gz), less those left out. */
+  const partlyGzipped = (leaveOut: number[] = []): string => {
     const dir = mkdtempSync(join(tmpdir(), 'closewait-rotated-'));
     truth.files.forEach((file, index) => {
+      if (leaveOut.includes(index)) return;
       if (index % 2 === 1) writeFileSync(join(dir, `${file}.gz`), gzipSync(readFileSync(join(FIXTURES, file))));
       else copyFileSync(join(FIXTURES, file), join(dir, file));
     });
+    return dir;
+  };
+
+  it('partly gzip\'d in a directory, same findings as the single capture they were cut from', async () => {
+    const dir = partlyGzipped();
     const report = await analyze([...readdirSync(dir)].sort().map((f) => join(dir, f)));
     rmSync(dir, { recursive: true, force: true });
     expect(stuck(report)).toEqual(expectedStuckSet(truth));
     expect(report.summary.connections).toBe(truth.connections);
     expect(report.inputs.filter((i) => i.compressed)).toHaveLength(2);
+    // NAME1.gz is NAME1: no member of the set is missing.
+    expect(report.warnings).toEqual([]);
+  });
+
+  it('partly gzip\'d with the middle file removed: the gap and the missing member are named', async () => {
+    const dir = partlyGzipped([2]);
+    const report = await analyze([...readdirSync(dir)].sort().map((f) => join(dir, f)));
+    rmSync(dir, { recursive: true, force: true });
+    expect(report.warnings.join('\n')).toMatch(/gap between .*rotated\.pcap1\.gz and .*rotated\.pcap3\.gz/);
+    expect(report.warnings.join('\n')).toMatch(/rotated set rotated\.pcap\* lacks rotated\.pcap2$/m);
+    expect(report.findings.some((f) => f.uncertain?.includes('gap'))).toBe(true);
   });
 
   it('a file removed from the middle is flagged, and findings across the gap are uncertain', async () => {

@@ -42,6 +42,9 @@ export function checkBoundary(previous: InputSummary, nextFirst: CaptureTime | n
   };
 }
 
+/** A rotated file gzip'd afterwards (by tcpdump -z gzip, logrotate, by hand) keeps its place: NAME3.gz is NAME3. */
+const COMPRESSED_SUFFIX = /\.gz$/i;
+
 /**
  * tcpdump -C names rotated files NAME, NAME1, NAME2, ...: a number missing in the middle of the
  * given set is a file missing from the archive.
@@ -49,15 +52,11 @@ export function checkBoundary(previous: InputSummary, nextFirst: CaptureTime | n
 export function missingRotations(paths: readonly string[]): string[] {
   const groups = new Map<string, Set<number>>();
   for (const path of paths) {
-    const match = /^(.*?)(\d+)$/.exec(basename(path));
-    if (!match) {
-      groups.set(basename(path), groups.get(basename(path)) ?? new Set());
-      groups.get(basename(path))!.add(0);
-      continue;
-    }
-    const [, stem, number] = match;
-    if (!groups.has(stem!)) groups.set(stem!, new Set());
-    groups.get(stem!)!.add(Number(number));
+    const name = basename(path).replace(COMPRESSED_SUFFIX, '');
+    const match = /^(.*?)(\d+)$/.exec(name);
+    const stem = match ? match[1]! : name;
+    if (!groups.has(stem)) groups.set(stem, new Set());
+    groups.get(stem)!.add(match ? Number(match[2]) : 0);
   }
   const problems: string[] = [];
   for (const [stem, numbers] of groups) {
