@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expandInputs, expandPattern } from './inputs.js';
+import { compareNames, expandInputs, expandPattern } from './inputs.js';
 
 /** A classic pcap file header (µs, little-endian, Ethernet) and nothing else: enough to be picked by magic. */
 const PCAP_HEADER = Buffer.from('d4c3b2a1020004000000000000000000ffff000001000000', 'hex');
@@ -24,8 +24,8 @@ describe('inputs: patterns expanded by closewait itself', () => {
   });
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-  it('* and ? match within a name, sorted, never a leading dot', async () => {
-    expect(await expandPattern(at('archive', 'day1', 'probe.pcap*'))).toEqual(['probe.pcap', 'probe.pcap1', 'probe.pcap10', 'probe.pcap2'].map((n) => at('archive', 'day1', n)));
+  it('* and ? match within a name, sorted (numbers as numbers), never a leading dot', async () => {
+    expect(await expandPattern(at('archive', 'day1', 'probe.pcap*'))).toEqual(['probe.pcap', 'probe.pcap1', 'probe.pcap2', 'probe.pcap10'].map((n) => at('archive', 'day1', n)));
     expect(await expandPattern(at('archive', 'day1', 'probe.pcap?'))).toEqual(['probe.pcap1', 'probe.pcap2'].map((n) => at('archive', 'day1', n)));
     expect(await expandPattern(at('archive', 'day1', '*.pcap'))).toEqual([at('archive', 'day1', 'probe.pcap')]);
     expect(await expandPattern(at('archive', 'day1', '.*.pcap'))).toEqual([at('archive', 'day1', '.dot.pcap')]);
@@ -52,12 +52,26 @@ describe('inputs: patterns expanded by closewait itself', () => {
     expect(none.paths).toEqual([]);
     expect(none.problems).toEqual([`${at('archive', 'nothing*')}: no file matches the pattern`]);
     const dirs = await expandInputs([at('archive', 'day[12]')]);
-    expect(dirs.paths).toEqual([...['.dot.pcap', 'probe.pcap', 'probe.pcap1', 'probe.pcap10', 'probe.pcap2'].map((n) => at('archive', 'day1', n)), at('archive', 'day2', 'a.pcap'), at('archive', 'day2', 'late', 'b.pcap')]);
+    expect(dirs.paths).toEqual([...['.dot.pcap', 'probe.pcap', 'probe.pcap1', 'probe.pcap2', 'probe.pcap10'].map((n) => at('archive', 'day1', n)), at('archive', 'day2', 'a.pcap'), at('archive', 'day2', 'late', 'b.pcap')]);
     expect(dirs.problems).toEqual([]);
   });
 
   it('an existing file whose name holds pattern characters is read as it is', async () => {
     writeFileSync(at('archive', 'odd[1].pcap'), PCAP_HEADER);
     expect((await expandInputs([at('archive', 'odd[1].pcap')])).paths).toEqual([at('archive', 'odd[1].pcap')]);
+  });
+});
+
+describe('compareNames', () => {
+  it('puts a tcpdump -C set, gzip\'d or not, in the order it was written', () => {
+    const names = ['dump10.gz', 'dump2.gz', 'dump', 'dump1', 'dump11', 'dump9', 'dump3.gz'];
+    expect([...names].sort(compareNames)).toEqual(['dump', 'dump1', 'dump2.gz', 'dump3.gz', 'dump9', 'dump10.gz', 'dump11']);
+  });
+
+  it('keeps -G time stamps, leading zeros and plain names in a sensible order', () => {
+    expect(['t-20261126-1300.pcap', 't-20261126-0900.pcap', 't-20261125-2300.pcap'].sort(compareNames)).toEqual(['t-20261125-2300.pcap', 't-20261126-0900.pcap', 't-20261126-1300.pcap']);
+    expect(['f10', 'f007', 'f8', 'f08'].sort(compareNames)).toEqual(['f007', 'f8', 'f08', 'f10']);
+    expect(['b.pcap', 'a.pcap', 'a.pcapng'].sort(compareNames)).toEqual(['a.pcap', 'a.pcapng', 'b.pcap']);
+    expect(compareNames('same', 'same')).toBe(0);
   });
 });

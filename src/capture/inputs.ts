@@ -82,8 +82,34 @@ export async function expandPattern(pattern: string): Promise<string[]> {
   }
   const found: string[] = [];
   for (const path of new Set(bases)) if (path && (await stat(path).catch(() => null))) found.push(path);
-  return found.sort();
+  return found.sort(compareNames);
 }
+
+/**
+ * Name order with numbers compared as numbers: tcpdump -C's dump, dump1, dump2 ... dump10 (and their .gz
+ * copies) list in the order they were written, as people read them, not dump1, dump10, dump2.
+ */
+export function compareNames(x: string, y: string): number {
+  const xs = x.match(NAME_PARTS) ?? [];
+  const ys = y.match(NAME_PARTS) ?? [];
+  for (let i = 0; i < Math.min(xs.length, ys.length); i++) {
+    const a = xs[i]!;
+    const b = ys[i]!;
+    if (a === b) continue;
+    const numeric = DIGITS.test(a) && DIGITS.test(b);
+    if (numeric && a.length !== b.length) {
+      // Leading zeros aside, the longer run of digits is the larger number.
+      const [na, nb] = [a.replace(/^0+/, ''), b.replace(/^0+/, '')];
+      if (na.length !== nb.length) return na.length - nb.length;
+      if (na !== nb) return na < nb ? -1 : 1;
+      return a.length - b.length;
+    }
+    return a < b ? -1 : 1;
+  }
+  return xs.length - ys.length;
+}
+const NAME_PARTS = /\d+|\D+/g;
+const DIGITS = /^\d/;
 
 /** `base` itself and every directory below it (for `**`). */
 async function directoriesBelow(base: string, out: string[]): Promise<void> {
@@ -122,7 +148,7 @@ async function walk(dir: string, result: ExpandedInputs, seen: { count: number }
     result.problems.push(`${dir}: cannot list directory`);
     return;
   }
-  entries.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+  entries.sort((x, y) => compareNames(x.name, y.name));
   for (const entry of entries) {
     if (seen.count >= MAX_FILES_PER_DIRECTORY) return;
     const path = join(dir, entry.name);

@@ -67,7 +67,7 @@ export function verdict(report: Report): string {
     : `${summary.closeWaitServerSide} stuck on the server side, ${summary.closeWaitClientSide} on the client side`;
   const window = top.leakWindow ? ` between ${clock(top.leakWindow[0])} and ${clock(top.leakWindow[1])}` : '';
   const pace = top.stuckPerMinute !== null ? ` (${rate(top.stuckPerMinute)} per minute)` : '';
-  const others = stuck.length > 1 ? `, and ${plural(summary.closeWait - top.closeWait, 'more')} on ${plural(stuck.length - 1, 'other server')}` : '';
+  const others = stuck.length > 1 ? `, and ${plural(summary.closeWait - top.closeWait, 'more', 'more')} on ${plural(stuck.length - 1, 'other server')}` : '';
   return `${plural(top.closeWait, 'connection')} to ${endpoint(top)} got stuck in CLOSE_WAIT${window}${pace}${others}: ${sides}, and they were still open when the capture ended (${what}).`;
 }
 
