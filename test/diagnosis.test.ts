@@ -144,6 +144,31 @@ describe('diagnosis on the other real-kernel fixtures', () => {
     expect(item.hint).toMatch(/connect delays/);
   });
 
+  it('port-reuse with the CLOSE_WAIT connection cut from the capture: the challenge ACK tells of it, and the new connection is clean', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'closewait-unseen-'));
+    try {
+      // Frames 21-25: 127.0.0.6:40002's first connection, left in CLOSE_WAIT. As if the capture began after.
+      const file = join(dir, 'port-reuse-late.pcap');
+      writeFileSync(file, withoutFrames(readFileSync(join(FIXTURES, 'port-reuse.pcap')), [21, 22, 23, 24, 25]));
+      const report = await analyze([file]);
+      const full = await load('port-reuse');
+      expect(report.findings.map((f) => `${f.client.ip}:${f.client.port}`)).toEqual(full.findings.map((f) => `${f.client.ip}:${f.client.port}`));
+      expect(report.summary.connections).toBe(full.summary.connections - 1);
+      // The RST ended the earlier connection, not the one the SYN opened: that one closed cleanly.
+      expect(report.summary.reset).toBe(full.summary.reset - 1);
+      expect(report.summary.closed).toBe(full.summary.closed);
+      const s = server(report);
+      expect(s.unansweredSyns).toBe(0);
+      expect(s.reconnectsIntoCloseWait).toBe(0);
+      expect(report.diagnosis.find((d) => d.kind === 'listen-backlog')).toBeUndefined();
+      const item = report.diagnosis.find((d) => d.kind === 'reconnect-into-close-wait')!;
+      expect(item.summary).toMatch(/^1 new SYN to 127\.0\.0\.1:20880 got a challenge ACK for an earlier connection on the same 4-tuple that the capture never saw: .*127\.0\.0\.6:40002/);
+      expect(item.uncertain).toMatch(/not in the capture/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('mid-stream: a finding without handshake stays marked uncertain in its family item', async () => {
     const report = await load('mid-stream');
     const client = report.diagnosis.find((d) => d.kind === 'client-not-closed');
@@ -177,7 +202,8 @@ describe('diagnosis on the other real-kernel fixtures', () => {
 
 describe('listen backlog on scripted exchanges', () => {
   const { SYN, ACK } = TCP_FLAG;
-  function play(steps: [from: 'c' | 's', flags: number, seq: number, ack: number, atMs: number, clientPort: number][], endMs: number) {
+  /** `gapAfter`: the inputs have a gap in time after this many steps (a rotated file missing there). */
+  function play(steps: [from: 'c' | 's', flags: number, seq: number, ack: number, atMs: number, clientPort: number][], endMs: number, gapAfter = -1) {
     const collector = new DiagnosisCollector();
     const tracker = new ConnectionTracker({ maxConnections: 100, lingerNanos: 120e9, onRelease: (c) => collector.observe(c, Number.POSITIVE_INFINITY) });
     const seg = newTcpSegment();
@@ -193,6 +219,7 @@ describe('listen backlog on scripted exchanges', () => {
       seg.ack = ack;
       seg.payloadLength = 0;
       tracker.onSegment(seg, atMs * 1e6, 0, index + 1);
+      if (index + 1 === gapAfter) tracker.markLiveSpansGap();
     });
     const tallies = new Map<string, { ip: string; port: number; connections: number; closeWait: number; closeWaitServerSide: number; closeWaitClientSide: number; reset: number; closed: number; openAtEnd: number; unanswered: number; oldestStuckSeconds: null }>();
     for (const connection of tracker.live()) {
@@ -224,6 +251,20 @@ describe('listen backlog on scripted exchanges', () => {
     );
     expect(item.hint).toMatch(/ss -lnt 'sport = :20880'/);
     expect(item.uncertain).toBeNull();
+  });
+
+  it('a SYN just before a gap in the inputs is not called unanswered: its answer may be in what is missing', () => {
+    const steps: Parameters<typeof play>[0] = [
+      ['c', SYN, 100, 0, 1000, 40001], // the last packet before the gap
+      ['c', SYN, 300, 0, 9000, 40003],
+      ['s', SYN | ACK, 700, 301, 9001, 40003],
+      ['c', ACK, 301, 701, 9002, 40003],
+    ];
+    const acrossGap = play(steps, 10_000, 1);
+    expect(acrossGap.servers[0]).toMatchObject({ unansweredSyns: 0 });
+    expect(acrossGap.diagnosis.find((d) => d.kind === 'listen-backlog')).toBeUndefined();
+    // Without the gap the same SYN did go unanswered.
+    expect(play(steps, 10_000).servers[0]).toMatchObject({ unansweredSyns: 1 });
   });
 
   it('a SYN at the very end of the capture is not called unanswered', () => {

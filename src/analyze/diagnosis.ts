@@ -149,6 +149,9 @@ class ServerStats {
   closes: CloseSample | null = null;
   reconnects = 0;
   reconnectExample: ReconnectExample | null = null;
+  /** New SYNs answered with the challenge ACK of an earlier connection the capture never saw. */
+  reconnectsIntoUnseen = 0;
+  unseenReconnectExample: ReconnectExample | null = null;
   unansweredSyns = 0;
   /** Connections whose SYN never got any answer. */
   synsNeverAnswered = 0;
@@ -203,11 +206,15 @@ export class DiagnosisCollector {
     if (client.synSeen) {
       stats.synAckRetransmits += server.synAckSeen ? server.synRetransmits : 0;
       const answered = server.synAckSeen || server.rstSeen || server.packets > 0;
-      const settled = captureEnd - client.synTime >= SYN_ANSWER_GRACE_NANOS;
+      // Across a gap in the inputs (a rotated file missing) the answer may be in what is missing: that
+      // is no sign of a listener that stopped answering. SYNs sent again are seen, and still count.
+      const settled = captureEnd - client.synTime >= SYN_ANSWER_GRACE_NANOS && !connection.spansGap;
       const never = !answered && settled ? 1 : 0;
-      stats.unansweredSyns += client.synRetransmits + never;
+      // A SYN sent again after a challenge ACK (below) is no sign of a listener that stopped answering.
+      const retried = Math.max(0, client.synRetransmits - connection.challengedSyns);
+      stats.unansweredSyns += retried + never;
       stats.synsNeverAnswered += never;
-      if (client.synRetransmits + never > 0 || (server.synAckSeen && server.synRetransmits > 0)) {
+      if (retried + never > 0 || (server.synAckSeen && server.synRetransmits > 0)) {
         stats.stalledFrom = Math.min(stats.stalledFrom, client.synTime);
         stats.stalledTo = Math.max(stats.stalledTo, client.synTime);
       }
@@ -228,6 +235,13 @@ export class DiagnosisCollector {
     if (client.finSeen && !client.rstSeen) {
       const serverClose = server.finSeen ? server.finTime : server.rstSeen ? server.rstTime : -1;
       if (serverClose >= client.finTime) (stats.closes ??= new CloseSample()).add((serverClose - client.finTime) / 1e9);
+    }
+
+    // A new SYN answered with the ACK of an earlier connection on its tuple that the capture never saw:
+    // the server still held that one, from before the capture (the tracker keeps the two apart).
+    if (connection.challengedSyns > 0) {
+      stats.reconnectsIntoUnseen += connection.challengedSyns;
+      stats.unseenReconnectExample ??= { client: endpointOf(connection, clientSide(connection)), synTime: client.synTime, synFrame: client.synFrame ? { ...client.synFrame } : null };
     }
 
     // A new SYN on this tuple while the server sat in CLOSE_WAIT (Linux: challenge ACK, client RST).
@@ -467,20 +481,27 @@ function diagnose(
     );
   }
 
-  if (stats && stats.reconnects > 0) {
-    const example = stats.reconnectExample;
+  if (stats && (stats.reconnects > 0 || stats.reconnectsIntoUnseen > 0)) {
+    const example = (e: ReconnectExample | null) =>
+      e ? `, e.g. from ${formatEndpoint(e.client.ip, e.client.port)}${e.synFrame ? ` (input ${e.synFrame.input}, frame #${e.synFrame.frame})` : ''}` : '';
+    const seen = stats.reconnects > 0 ? `${count(stats.reconnects, 'new SYN')} hit a 4-tuple of ${at} still in CLOSE_WAIT (the server answers with a challenge ACK, the client resets and retries)${example(stats.reconnectExample)}` : '';
+    const unseen =
+      stats.reconnectsIntoUnseen > 0
+        ? `${count(stats.reconnectsIntoUnseen, 'new SYN')} to ${at} got a challenge ACK for an earlier connection on the same 4-tuple that the capture never saw: the server still held it from before the capture began${example(stats.unseenReconnectExample)}`
+        : '';
+    const total = stats.reconnects + stats.reconnectsIntoUnseen;
     items.push({
       kind: 'reconnect-into-close-wait',
       server: ref,
-      summary:
-        `${count(stats.reconnects, 'new SYN')} hit a 4-tuple of ${at} still in CLOSE_WAIT (the server answers with a challenge ACK, the client resets and retries)` +
-        (example ? `, e.g. from ${formatEndpoint(example.client.ip, example.client.port)}${example.synFrame ? ` (input ${example.synFrame.input}, frame #${example.synFrame.frame})` : ''}` : '') +
-        '.',
+      summary: `${[seen, unseen].filter(Boolean).join('; ')}.`,
       hint: 'those clients see connect delays (Linux retries the SYN after ~10 ms, other stacks after their SYN timeout, 1 s or more): the stuck sockets now also cost the clients that reuse their ports.',
-      connections: stats.reconnects,
+      connections: total,
       clientBytes: 0,
       serverBytes: 0,
-      uncertain: null,
+      uncertain:
+        stats.reconnectsIntoUnseen > 0
+          ? `${stats.reconnectsIntoUnseen} of ${total}: the earlier connection is not in the capture; any open state answers a new SYN this way, CLOSE_WAIT is the likeliest where a server leaks sockets`
+          : null,
     });
   }
 

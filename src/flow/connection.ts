@@ -87,6 +87,11 @@ export class Connection {
   pendingSynFrame: FrameRef | null = null;
   /** New SYNs that hit this connection while it was open. */
   synsIntoOpen = 0;
+  /**
+   * Times this connection's SYN was answered with the ACK of an earlier connection on its 4-tuple, one
+   * the capture never saw (a challenge ACK: the server still held that one open, in CLOSE_WAIT say).
+   */
+  challengedSyns = 0;
   /** The 4-tuple was taken over by a new connection (its SYN was answered) before this one closed. */
   superseded = false;
   /** The inputs had a gap in time while this connection was open. */
@@ -126,6 +131,7 @@ export class Connection {
     copy.pendingSynTime = this.pendingSynTime;
     copy.pendingSynFrame = copyRef(this.pendingSynFrame);
     copy.synsIntoOpen = this.synsIntoOpen;
+    copy.challengedSyns = this.challengedSyns;
     copy.superseded = this.superseded;
     copy.spansGap = this.spansGap;
     return copy;

@@ -187,6 +187,44 @@ describe('connections on one 4-tuple', () => {
     expect(endpointState(live[0]!, 0)).toBe('ESTABLISHED');
   });
 
+  it('the same, with the CLOSE_WAIT connection never in the capture: the new one is neither reset nor hidden', () => {
+    // The capture began after the earlier connection went silent in CLOSE_WAIT: only its challenge ACK
+    // and the client's RST to it are seen, and they are not this connection's.
+    const { tracker, live, released } = run([
+      ['c', SYN, 9000, 0, 0, 1000],
+      ['s', ACK, 5001, 1002, 0, 1000], // the challenge ACK: the earlier connection's numbers, not 9001
+      ['c', RST, 1002, 0, 0, 1000], // seq = that ACK's ack: the RST ends the earlier connection
+      ['c', SYN, 9000, 0, 0, 1010],
+      ['s', SYN | ACK, 7000, 9001, 0, 1010],
+      ['c', ACK, 9001, 7001, 0, 1010],
+      ['c', PSH | ACK, 9001, 7001, 100, 1020],
+      ['s', PSH | ACK, 7001, 9101, 50, 1020],
+      ['c', FIN | ACK, 9101, 7051, 0, 1030],
+      ['s', ACK, 7051, 9102, 0, 1030], // and this server never closes it either
+    ]);
+    expect(tracker.connectionsSeen).toBe(1);
+    expect(released).toEqual([]);
+    const connection = live[0]!;
+    expect(connection.challengedSyns).toBe(1);
+    expect(connection.endpoint(1).rstSeen).toBe(false);
+    expect(connection.endpoint(0).packets).toBe(3); // the SYN-ACK, the response, the ACK of the FIN
+    expect(connection.endpoint(0).highestAck).toBe(101);
+    expect(connection.endpoint(0).ackedUnseen).toBe(false);
+    expect(closeWaitSide(connection)).toBe(serverSide);
+  });
+
+  it('an ACK that answers the SYN itself is not taken for a challenge ACK', () => {
+    // The SYN-ACK is missing from the capture; the server's next packet acknowledges the SYN (ISN + 1).
+    const { live } = run([['c', SYN, 9000, 0], ['s', ACK, 7001, 9001], ['c', ACK, 9001, 7001]]);
+    expect(live[0]!.challengedSyns).toBe(0);
+    expect(live[0]!.endpoint(0).packets).toBe(1);
+  });
+
+  it('a RST that is not the answer to a challenge ACK still resets the connection', () => {
+    const { live, released } = run([['c', SYN, 9000, 0], ['s', ACK, 5001, 1002], ['c', RST, 4444, 0]]);
+    expect([...live, ...released.map(([c]) => c)].some((c) => c.endpoint(1).rstSeen)).toBe(true);
+  });
+
   it('a SYN answered by SYN-ACK while the old connection looked open takes the tuple over', () => {
     const { tracker, live, released } = run([
       ...handshake,

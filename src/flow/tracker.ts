@@ -66,7 +66,7 @@ const enum C {
   lastTime = 0, lastInput = 1, lastFrame = 2, closedTime = 3, superseded = 4, pendingSynIsn = 5, roleReason = 6,
   clientSide = 7, inUse = 8, serial = 9, family = 10, portA = 11, portB = 12, firstTime = 13, firstInput = 14,
   firstFrame = 15, pendingSynTime = 16, pendingSynInput = 17, pendingSynFrame = 18, synsIntoOpen = 19,
-  spansGap = 20, stride = 21,
+  spansGap = 20, challengeAck = 21, challengedSyns = 22, stride = 23,
 }
 const enum E {
   // Fields a packet touches come first: they share a cache line or two.
@@ -77,7 +77,7 @@ const enum E {
   rstInput = 28, rstFrame = 29, highestAckTime = 30, highestAckInput = 31, highestAckFrame = 32, stride = 33,
 }
 /** A new connection's columns, copied in whole: most fields start at 0, these at -1. */
-const NEW_CONN = initialRow(C.stride, [C.clientSide, C.lastTime, C.closedTime, C.pendingSynIsn, C.pendingSynTime]);
+const NEW_CONN = initialRow(C.stride, [C.clientSide, C.lastTime, C.closedTime, C.pendingSynIsn, C.pendingSynTime, C.challengeAck]);
 const NEW_ENDPOINT = initialRow(E.stride, [E.synTime, E.finTime, E.finAckTime, E.rstTime, E.highestAckTime, E.firstTime, E.lastTime]);
 const NEW_ENDPOINTS = new Float64Array([...NEW_ENDPOINT, ...NEW_ENDPOINT]);
 
@@ -213,12 +213,53 @@ export class ConnectionTracker {
       this.ep[client + E.packets]++;
     }
 
+    // Cheap test first: only a side's first packet, or a RST, can belong to an earlier connection.
+    if (id >= 0 && (seg.flags & TCP_FLAG.RST || this.ep[(id * 2 + senderSide) * E.stride + E.packets] === 0) && this.isForEarlierConnection(id, seg, senderSide)) {
+      this.touchConnection(id, time, input, frame);
+      return;
+    }
     if (id < 0) {
       id = this.born(seg, senderIsA, time, input, frame);
       if (!(seg.flags & TCP_FLAG.SYN)) this.roles.noteMidstream(this.endsOf(id));
     }
     this.follow(id, seg, senderSide, time, input, frame);
     if (time >= this.nextSweep) this.sweep();
+  }
+
+  /**
+   * A segment of an earlier connection on this tuple, one the capture never saw (it was silent, or began
+   * before the capture), while this connection's SYN waits for its answer. A socket still open there (in
+   * CLOSE_WAIT, say) answers a new SYN with a challenge ACK (RFC 5961): the ACK of that earlier
+   * connection, not this SYN's ISN + 1. The client, in SYN-SENT, answers that with a RST whose seq is the
+   * ACK's ack (RFC 793), which ends the earlier connection, and sends its SYN again. Taken for this
+   * attempt's, the two made it a reset connection: its later close, or its getting stuck, went unseen.
+   */
+  private isForEarlierConnection(id: number, seg: TcpSegment, senderSide: 0 | 1): boolean {
+    const flags = seg.flags;
+    if (flags & (TCP_FLAG.SYN | TCP_FLAG.FIN) || seg.payloadLength > 0) return false;
+    const ep = this.ep;
+    const conn = this.conn;
+    const c = id * C.stride;
+    const sender = (id * 2 + senderSide) * E.stride;
+    const receiver = (id * 2 + 1 - senderSide) * E.stride;
+    if (flags & TCP_FLAG.RST) {
+      const resetsChallenge = conn[c + C.challengeAck]! >= 0 && seg.seq === conn[c + C.challengeAck] && ep[sender + E.synSeen] === 1 && ep[receiver + E.packets] === 0;
+      if (resetsChallenge) conn[c + C.challengeAck] = -1;
+      return resetsChallenge;
+    }
+    const synWaiting = ep[receiver + E.synSeen] === 1 && ep[receiver + E.synAckSeen] === 0 && ep[sender + E.packets] === 0;
+    if (!(flags & TCP_FLAG.ACK) || !synWaiting || seg.ack === ((ep[receiver + E.isn]! + 1) >>> 0)) return false;
+    conn[c + C.challengeAck] = seg.ack;
+    conn[c + C.challengedSyns]++;
+    return true;
+  }
+
+  /** The connection was heard from, by a packet that is none of its endpoints' own. */
+  private touchConnection(id: number, time: number, input: number, frame: number): void {
+    const c = id * C.stride;
+    this.conn[c + C.lastTime] = time;
+    this.conn[c + C.lastInput] = input;
+    this.conn[c + C.lastFrame] = frame;
   }
 
   /** Neither side can ever be stuck again: a RST, FINs both ways, or the tuple was taken over. */
@@ -440,10 +481,7 @@ export class ConnectionTracker {
     if (ep[sender + E.packets] === 0) ep[sender + E.firstTime] = time;
     ep[sender + E.packets]++;
     ep[sender + E.lastTime] = time;
-    const c = id * C.stride;
-    this.conn[c + C.lastTime] = time;
-    this.conn[c + C.lastInput] = input;
-    this.conn[c + C.lastFrame] = frame;
+    this.touchConnection(id, time, input, frame);
   }
 
   private answersPendingSyn(seg: TcpSegment, id: number): boolean {
@@ -489,6 +527,7 @@ export class ConnectionTracker {
     connection.pendingSynTime = conn[c + C.pendingSynTime]!;
     connection.pendingSynFrame = frameRef(connection.pendingSynFrame, connection.pendingSynIsn >= 0, conn[c + C.pendingSynInput]!, conn[c + C.pendingSynFrame]!);
     connection.synsIntoOpen = conn[c + C.synsIntoOpen]!;
+    connection.challengedSyns = conn[c + C.challengedSyns]!;
     connection.superseded = conn[c + C.superseded] === 1;
     connection.spansGap = conn[c + C.spansGap] === 1;
     this.fillEndpoint(connection.a, id * 2 * E.stride);
