@@ -309,6 +309,37 @@ describe('bounded memory', () => {
     expect(tracker.evicted).toBeGreaterThanOrEqual(900);
   });
 
+  it('evicts half-closed connections last: they are silent, and what the report is for', () => {
+    const tracker = new ConnectionTracker({ maxConnections: 100, lingerNanos: 120e9, onRelease: () => undefined });
+    const seg = newTcpSegment();
+    const send = (client: number, flags: number, seq: number, ack: number, atMs: number, fromServer = false) => {
+      const address = [0, 0, 0xffff, 0x0a000000 + client];
+      seg.src.set(fromServer ? [0, 0, 0xffff, SERVER.ip] : address);
+      seg.dst.set(fromServer ? address : [0, 0, 0xffff, SERVER.ip]);
+      seg.srcPort = fromServer ? SERVER.port : 40000;
+      seg.dstPort = fromServer ? 40000 : SERVER.port;
+      seg.flags = flags;
+      seg.seq = seq;
+      seg.ack = ack;
+      tracker.onSegment(seg, atMs * 1e6, 0, 1);
+    };
+    // 30 connections stuck early (the client's FIN acknowledged, the server silent since)...
+    for (let i = 0; i < 30; i++) {
+      send(i, SYN, 1000, 0, i);
+      send(i, SYN | ACK, 5000, 1001, i, true);
+      send(i, FIN | ACK, 1001, 5001, i + 1);
+      send(i, ACK, 5001, 1002, i + 1, true);
+    }
+    // ...then 500 connections that stay open, more recent than every stuck one.
+    for (let i = 30; i < 530; i++) {
+      send(i, SYN, 1000, 0, 1000 + i);
+      send(i, SYN | ACK, 5000, 1001, 1000 + i, true);
+    }
+    expect(tracker.evicted).toBeGreaterThanOrEqual(430);
+    const live = [...tracker.live()];
+    expect(live.filter((c) => closeWaitSide(c) !== -1)).toHaveLength(30);
+  });
+
   it('closed connections leave the table after their linger', () => {
     const released: ReleaseReason[] = [];
     const tracker = new ConnectionTracker({ maxConnections: 1000, lingerNanos: 1e9, onRelease: (_c, reason) => released.push(reason) });

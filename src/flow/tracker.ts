@@ -569,7 +569,12 @@ export class ConnectionTracker {
     endpoint.finInferred = false;
   }
 
-  /** Table full: release closed connections first, then the idlest open ones, down to 90% of the cap. */
+  /**
+   * Table full: release closed connections first, then open ones down to 90% of the cap: the idlest
+   * first, but half-closed ones (a FIN one way) last. Those are what this tool looks for, and they are
+   * silent: evicted, a stuck one is never seen again, while an idle open one that sends again comes back
+   * (mid-stream), its FIN and the peer's silence still seen.
+   */
   private evict(): void {
     const target = Math.floor(this.options.maxConnections * EVICT_TO_SHARE);
     for (let id = 0; id < this.capacity; id++) {
@@ -579,7 +584,8 @@ export class ConnectionTracker {
     const open: number[] = [];
     for (let id = 0; id < this.capacity; id++) if (this.conn[id * C.stride + C.inUse]) open.push(id);
     const conn = this.conn;
-    open.sort((x, y) => conn[x * C.stride + C.lastTime]! - conn[y * C.stride + C.lastTime]!);
+    const halfClosed = (id: number) => (this.ep[id * 2 * E.stride + E.finSeen] === 1) !== (this.ep[(id * 2 + 1) * E.stride + E.finSeen] === 1);
+    open.sort((x, y) => Number(halfClosed(x)) - Number(halfClosed(y)) || conn[x * C.stride + C.lastTime]! - conn[y * C.stride + C.lastTime]!);
     for (const id of open.slice(0, this.table.size - target)) {
       this.evicted++;
       this.release(id, 'evicted');
