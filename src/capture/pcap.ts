@@ -1,6 +1,7 @@
 import { FramedParser, formatError } from './framed.js';
 import { newCaptureRecord, type CaptureParser, type RecordSink } from './record.js';
 import { formatNumber } from '../numbers.js';
+import { fileU16, fileU32 } from './bytes.js';
 
 /** Magic numbers as read little-endian from the first four bytes. */
 export const PCAP_MAGIC = {
@@ -148,14 +149,11 @@ export class PcapParser extends FramedParser implements CaptureParser {
     this.headerRead = true;
   }
 
-  /** By byte index: Buffer#readUInt32LE validates its argument on every call, and this runs four times a record. */
   private u32(buf: Buffer, at: number): number {
-    return this.littleEndian
-      ? (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0
-      : ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0;
+    return fileU32(buf, at, this.littleEndian);
   }
 
   private u16(buf: Buffer, at: number): number {
-    return this.littleEndian ? buf.readUInt16LE(at) : buf.readUInt16BE(at);
+    return fileU16(buf, at, this.littleEndian);
   }
 }

@@ -1,6 +1,7 @@
 import { FramedParser, formatError } from './framed.js';
 import { newCaptureRecord, type CaptureParser, type RecordSink } from './record.js';
 import { formatNumber } from '../numbers.js';
+import { fileI32, fileU16, fileU32 } from './bytes.js';
 
 export const PCAPNG_SHB_MAGIC = 0x0a0d0d0a;
 const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
@@ -83,9 +84,11 @@ export class PcapngParser extends FramedParser implements CaptureParser {
   protected readonly peekBytes = 12;
 
   protected unitLength(buf: Buffer, offset: number, unitStart: number): number {
-    const type = buf.readUInt32LE(offset);
+    // Read as little-endian, as the magic numbers are written: the section header's type is the same
+    // both ways round, and its byte-order field is what says which way the rest is.
+    const type = fileU32(buf, offset, true);
     if (type === BLOCK.sectionHeader) {
-      const bom = buf.readUInt32LE(offset + SHB_BYTE_ORDER);
+      const bom = fileU32(buf, offset + SHB_BYTE_ORDER, true);
       if (bom === BYTE_ORDER_MAGIC) this.littleEndian = true;
       else if (bom === 0x4d3c2b1a) this.littleEndian = false;
       else throw formatError(`pcapng section header has an unknown byte-order magic 0x${bom.toString(16)}`, unitStart + SHB_BYTE_ORDER);
@@ -250,14 +253,14 @@ export class PcapngParser extends FramedParser implements CaptureParser {
   }
 
   private u32(buf: Buffer, at: number): number {
-    return this.littleEndian ? buf.readUInt32LE(at) : buf.readUInt32BE(at);
+    return fileU32(buf, at, this.littleEndian);
   }
 
   private i32(buf: Buffer, at: number): number {
-    return this.littleEndian ? buf.readInt32LE(at) : buf.readInt32BE(at);
+    return fileI32(buf, at, this.littleEndian);
   }
 
   private u16(buf: Buffer, at: number): number {
-    return this.littleEndian ? buf.readUInt16LE(at) : buf.readUInt16BE(at);
+    return fileU16(buf, at, this.littleEndian);
   }
 }
