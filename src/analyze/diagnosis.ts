@@ -434,7 +434,7 @@ function diagnose(
     for (const f of mine) patterned.add(f);
     const each = pattern.inLeakWindow > 0 && mine.length >= 0.9 * pattern.inLeakWindow;
     const what = each
-      ? `each probe during the leak window left one socket in CLOSE_WAIT (${mine.length} of ${pattern.inLeakWindow})`
+      ? `each probe during the leak window left one socket in CLOSE_WAIT (${formatNumber(mine.length)} of ${formatNumber(pattern.inLeakWindow)})`
       : `${mine.length} of its ${formatNumber(pattern.connections)} probes left a socket in CLOSE_WAIT${pattern.inLeakWindow > 0 ? ` (${pattern.inLeakWindow} started during the leak window)` : ''}`;
     item(
       'periodic-probe',
@@ -500,7 +500,7 @@ function diagnose(
       serverBytes: 0,
       uncertain:
         stats.reconnectsIntoUnseen > 0
-          ? `${stats.reconnectsIntoUnseen} of ${total}: the earlier connection is not in the capture; any open state answers a new SYN this way, CLOSE_WAIT is the likeliest where a server leaks sockets`
+          ? `${formatNumber(stats.reconnectsIntoUnseen)} of ${formatNumber(total)}: the earlier connection is not in the capture; any open state answers a new SYN this way, CLOSE_WAIT is the likeliest where a server leaks sockets`
           : null,
     });
   }
@@ -556,7 +556,7 @@ function uncertainOf(findings: Finding[]): string | null {
   const unsure = findings.filter((f) => f.uncertain);
   if (unsure.length === 0) return null;
   const reasons = [...new Set(unsure.flatMap((f) => f.uncertain!.split('; ')))];
-  return `${unsure.length} of ${findings.length}: ${reasons.join('; ')}`;
+  return `${formatNumber(unsure.length)} of ${formatNumber(findings.length)}: ${reasons.join('; ')}`;
 }
 
 function clientSide(connection: Connection): 0 | 1 {

@@ -224,7 +224,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
   for (const discontinuity of discontinuities) warnings.push(discontinuity.message);
   for (const warning of missingRotations(summaries.map((s) => s.path))) warnings.push(warning);
   const unread = ordered.length - summaries.length;
-  if (unread > 0) warnings.push(`interrupted: ${unread} of ${ordered.length} inputs not read; the report covers only what was read before the stop`);
+  if (unread > 0) warnings.push(`interrupted: ${formatNumber(unread)} of ${formatNumber(ordered.length)} inputs not read; the report covers only what was read before the stop`);
 
   if (otherServers.connections > 0) servers.push(otherServers);
   const serverList = [...servers].sort((x, y) => y.closeWait - x.closeWait || y.connections - x.connections || compareRefs(x, y));

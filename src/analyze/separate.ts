@@ -8,6 +8,7 @@ import { isGzipFile } from '../capture/inputs.js';
 import { SCHEMA_VERSION, type Report } from './model.js';
 import { analyze, type AnalyzeOptions, type InputProgress } from './run.js';
 import { VERSION } from '../version.js';
+import { formatNumber } from '../numbers.js';
 
 /** One line of the archive summary: which input has stuck connections, and where. */
 export interface ArchiveEntry {
@@ -85,7 +86,7 @@ export async function analyzeSeparately(inputs: readonly (string | InputSource)[
   }
   const finished = reports.filter((report): report is Report => report !== undefined);
   const unread = sources.length - finished.length;
-  const warnings = unread > 0 ? [`interrupted: ${unread} of ${sources.length} inputs not read; the archive covers only the ${finished.length} read before the stop`] : [];
+  const warnings = unread > 0 ? [`interrupted: ${formatNumber(unread)} of ${formatNumber(sources.length)} inputs not read; the archive covers only the ${formatNumber(finished.length)} read before the stop`] : [];
   return archiveReport(finished, options.command ?? null, warnings);
 }
 

@@ -64,7 +64,7 @@ export function verdict(report: Report): string {
   const sides =
     summary.closeWaitClientSide === 0 ? 'the server side never closed after the client\'s FIN'
     : summary.closeWaitServerSide === 0 ? 'the client side never closed after the server\'s FIN'
-    : `${summary.closeWaitServerSide} stuck on the server side, ${summary.closeWaitClientSide} on the client side`;
+    : `${formatNumber(summary.closeWaitServerSide)} stuck on the server side, ${formatNumber(summary.closeWaitClientSide)} on the client side`;
   const window = top.leakWindow ? ` between ${clock(top.leakWindow[0])} and ${clock(top.leakWindow[1])}` : '';
   const pace = top.stuckPerMinute !== null ? ` (${rate(top.stuckPerMinute)} per minute)` : '';
   const others = stuck.length > 1 ? `, and ${plural(summary.closeWait - top.closeWait, 'more', 'more')} on ${plural(stuck.length - 1, 'other server')}` : '';
@@ -85,18 +85,18 @@ export const SERVER_HEADER = ['server', 'conns', 'CLOSE_WAIT', 'server-side', 'c
 export function serverCells(s: ServerSummary): string[] {
   return [
     endpoint(s),
-    String(s.connections),
-    String(s.closeWait),
-    s.closeWaitServerSide > 0 ? String(s.closeWaitServerSide) : '-',
-    s.closeWaitClientSide > 0 ? String(s.closeWaitClientSide) : '-',
+    formatNumber(s.connections),
+    formatNumber(s.closeWait),
+    s.closeWaitServerSide > 0 ? formatNumber(s.closeWaitServerSide) : '-',
+    s.closeWaitClientSide > 0 ? formatNumber(s.closeWaitClientSide) : '-',
     s.onsetTime ? timeOfDay(s.onsetTime) : '-',
     s.leakWindow && s.leakWindow[0] !== s.leakWindow[1] ? duration(secondsBetween(s.leakWindow[0], s.leakWindow[1])) : '-',
     rate(s.stuckPerMinute),
     s.oldestStuckSeconds === null ? '-' : duration(s.oldestStuckSeconds),
     s.slowClose ? `${closeTime(s.slowClose.p50Seconds)} / ${closeTime(s.slowClose.p95Seconds)} / ${closeTime(s.slowClose.maxSeconds)}` : '-',
-    String(s.closed),
-    String(s.reset),
-    String(s.openAtEnd),
+    formatNumber(s.closed),
+    formatNumber(s.reset),
+    formatNumber(s.openAtEnd),
   ];
 }
 
