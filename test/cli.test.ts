@@ -173,6 +173,14 @@ describe('closewait analyze (in-process)', () => {
     expect(archive.archive.find((e: { path: string }) => e.path === INCIDENT).closeWait).toBe(truthOf('incident').closeWait.length);
   });
 
+  it('--separate still names a file missing from a rotated set', async () => {
+    const { code, stdout } = await cli(['analyze', '--separate', '--format', 'json', ...['rotated.pcap', 'rotated.pcap1', 'rotated.pcap3'].map((n) => join('fixtures', n))]);
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout).warnings).toEqual(['rotated set rotated.pcap* lacks rotated.pcap2']);
+    const markdown = await cli(['analyze', '--separate', '--format', 'markdown', ...['rotated.pcap', 'rotated.pcap1', 'rotated.pcap3'].map((n) => join('fixtures', n))]);
+    expect(markdown.stdout).toMatch(/\*\*Warnings:\*\*\n\n- rotated set rotated\.pcap\* lacks rotated\.pcap2\n/);
+  });
+
   it('a directory argument is recursed for captures, picked by content', async () => {
     const dir = scratch();
     writeFileSync(join(dir, 'README'), 'not a capture');

@@ -9,6 +9,7 @@ import { SCHEMA_VERSION, type Report } from './model.js';
 import { analyze, type AnalyzeOptions, type InputProgress } from './run.js';
 import { VERSION } from '../version.js';
 import { formatNumber } from '../numbers.js';
+import { missingRotations } from './continuity.js';
 
 /** One line of the archive summary: which input has stuck connections, and where. */
 export interface ArchiveEntry {
@@ -87,6 +88,8 @@ export async function analyzeSeparately(inputs: readonly (string | InputSource)[
   const finished = reports.filter((report): report is Report => report !== undefined);
   const unread = sources.length - finished.length;
   const warnings = unread > 0 ? [`interrupted: ${formatNumber(unread)} of ${formatNumber(sources.length)} inputs not read; the archive covers only the ${formatNumber(finished.length)} read before the stop`] : [];
+  // Each input stands alone here, but a file missing from a rotated set is still a hole in the archive.
+  warnings.push(...missingRotations(sources.map((source) => source.path)));
   return archiveReport(finished, options.command ?? null, warnings);
 }
 

@@ -10,8 +10,9 @@ export function renderArchiveSummary(archive: ArchiveReport, format: string): st
   const rows = archive.archive.map((e) => [e.path, formatNumber(e.packets), formatNumber(e.connections), e.readable ? formatNumber(e.closeWait) : 'unreadable', e.servers.join(', ') || '-']);
   if (format === 'markdown') {
     const line = (cells: string[]) => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
-    return [`# closewait archive summary`, '', verdict, '', line(header), line(header.map((_, column) => (column >= 1 && column <= 3 ? '---:' : '---'))), ...rows.map(line), ''].join('\n');
+    const warnings = archive.warnings.length > 0 ? ['', '**Warnings:**', '', ...archive.warnings.map((w) => `- ${w}`)] : [];
+    return [`# closewait archive summary`, '', verdict, '', line(header), line(header.map((_, column) => (column >= 1 && column <= 3 ? '---:' : '---'))), ...rows.map(line), ...warnings, ''].join('\n');
   }
   if (format === 'csv') return '';
-  return [`Archive: ${verdict}`, ...table(header, rows), ''].join('\n');
+  return [`Archive: ${verdict}`, ...table(header, rows), ...archive.warnings.map((w) => `! ${w}`), ''].join('\n');
 }
