@@ -397,6 +397,39 @@ scenarios['slow-close'] = () => ({
   },
 });
 
+scenarios['client-slow-close'] = () => ({
+  description: 'Server 127.0.0.1:20880 answers one request and closes first; clients from 127.0.0.3 (allowHalfOpen) close 1.0-2.0 s after '
+    + 'the server\'s FIN (each client socket sits in CLOSE_WAIT meanwhile), all inside the capture. Probes from 127.0.0.2 close first '
+    + 'as usual. Nothing is stuck at the end.',
+  servicePorts: [20880],
+  notes: 'The capture keeps running >= 0.3 s after the last client FIN, so every connection is fully closed in it.',
+  async setup() {
+    await serve({ host: '127.0.0.1', port: 20880, decide: () => 'close-first' });
+  },
+  async run() {
+    const T = (n) => ({ host: '127.0.0.1', port: 20880, localAddress: `127.0.0.${n}` });
+    const tasks = [];
+    for (let i = 0; i < 12; i++) {
+      const closeAfterMs = 1000 + (i % 5) * 250;
+      tasks.push((async () => {
+        const s = await dial({ ...T(3), allowHalfOpen: true });
+        s.write(`REQ slow${i}\n`);
+        s.resume();
+        const serverFin = await Promise.race([new Promise((resolve) => s.once('end', () => resolve(true))), sleep(3000).then(() => false)]);
+        if (!serverFin) fail(`client slow${i}: no FIN from the server within 3 s`);
+        await sleep(closeAfterMs);
+        s.end();
+        if (!(await closedWithin(s, 1000))) s.destroy();
+      })());
+      if (i % 2 === 0) tasks.push(probe(T(2), { holdMs: 3000 }));
+      await sleep(50);
+    }
+    await allOk(tasks);
+    await sleep(300);
+    return { expectCloseWait: 0 };
+  },
+});
+
 scenarios['mid-stream'] = () => {
   let srv;
   const pre = {};

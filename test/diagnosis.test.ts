@@ -136,6 +136,20 @@ describe('diagnosis on the other real-kernel fixtures', () => {
     expect(report.diagnosis.map((d) => d.kind)).toEqual(['slow-close']);
   });
 
+  it('client-slow-close: clients closing 1-2 s after the server\'s FIN are timed, the other way round from slow-close', async () => {
+    const report = await load('client-slow-close');
+    expect(report.findings).toEqual([]);
+    const s = server(report);
+    expect(s.clientSlowClose!.count).toBe(12);
+    expect(s.clientSlowClose!.p50Seconds).toBeGreaterThanOrEqual(1);
+    expect(s.clientSlowClose!.p95Seconds).toBeLessThan(2.2);
+    expect(s.clientSlowClose!.maxSeconds).toBeGreaterThanOrEqual(1.9);
+    // The probes close first, and the server at once: fast server closes, and no slow-close item for them.
+    expect(s.slowClose!.p95Seconds).toBeLessThan(0.1);
+    expect(report.diagnosis.map((d) => d.kind)).toEqual(['client-slow-close']);
+    expect(report.diagnosis[0]!.summary).toMatch(/^clients of 127\.0\.0\.1:20880 were slow to close after the server's FIN: p50 1(\.\d+)? s, p95 [12](\.\d+)? s, max [12](\.\d+)? s over 12 closes\.$/);
+  });
+
   it('port-reuse: the SYN that hit a CLOSE_WAIT tuple is a finding of its own', async () => {
     const report = await load('port-reuse');
     expect(server(report).reconnectsIntoCloseWait).toBe(1);

@@ -23,6 +23,7 @@ export type DiagnosisServerFields =
   | 'stuckPerMinute'
   | 'stuckByFamily'
   | 'slowClose'
+  | 'clientSlowClose'
   | 'reconnectsIntoCloseWait'
   | 'unansweredSyns'
   | 'synAckRetransmits';
@@ -147,6 +148,8 @@ interface ReconnectExample {
 class ServerStats {
   constructor(readonly server: EndpointRef) {}
   closes: CloseSample | null = null;
+  /** Server-first closes: from the server's FIN to the client's. */
+  clientCloses: CloseSample | null = null;
   reconnects = 0;
   reconnectExample: ReconnectExample | null = null;
   /** New SYNs answered with the challenge ACK of an earlier connection the capture never saw. */
@@ -236,6 +239,11 @@ export class DiagnosisCollector {
       const serverClose = server.finSeen ? server.finTime : server.rstSeen ? server.rstTime : -1;
       if (serverClose >= client.finTime) (stats.closes ??= new CloseSample()).add((serverClose - client.finTime) / 1e9);
     }
+    // The server closed first: how long the client sat in CLOSE_WAIT before it closed too.
+    if (server.finSeen && !server.rstSeen) {
+      const clientClose = client.finSeen ? client.finTime : client.rstSeen ? client.rstTime : -1;
+      if (clientClose > server.finTime) (stats.clientCloses ??= new CloseSample()).add((clientClose - server.finTime) / 1e9);
+    }
 
     // A new SYN answered with the ACK of an earlier connection on its tuple that the capture never saw:
     // the server still held that one, from before the capture (the tracker keeps the two apart).
@@ -290,6 +298,7 @@ export class DiagnosisCollector {
       const first = finTimes[0];
       const last = finTimes[finTimes.length - 1];
       const slowClose = stats?.closes ? stats.closes.summary() : null;
+      const clientSlowClose = stats?.clientCloses ? stats.clientCloses.summary() : null;
       const oldest = stuck.reduce<Finding | null>((best, f) => (!best || f.stuckSeconds > best.stuckSeconds ? f : best), null);
       const stuckByFamily = Object.fromEntries(FINDING_FAMILIES.map((family) => [family, stuck.filter((f) => f.family === family).length])) as Record<FindingFamily, number>;
       const windowNanos = first !== undefined && last !== undefined ? last - first : 0;
@@ -301,23 +310,27 @@ export class DiagnosisCollector {
         stuckPerMinute: finTimes.length >= MIN_STUCK_FOR_RATE && windowNanos >= MIN_WINDOW_FOR_RATE_NANOS ? round(((finTimes.length - 1) / windowNanos) * 60e9, 2) : null,
         stuckByFamily,
         slowClose,
+        clientSlowClose,
         reconnectsIntoCloseWait: stats?.reconnects ?? 0,
         unansweredSyns: stats?.unansweredSyns ?? 0,
         synAckRetransmits: stats?.synAckRetransmits ?? 0,
       };
       completed.push(summary);
 
-      // Findings near the end of the capture may be a close still on its way.
-      // A server seen closing quickly tells how long "too long" is; without closes to go by, a second.
-      const knownClose = slowClose !== null && slowClose.count >= 5;
-      const recentLimit = knownClose ? Math.max(MIN_RECENT_STUCK_SECONDS, 2 * slowClose.p95Seconds) : RECENT_STUCK_SECONDS;
-      const recentReason =
-        `stuck less than ${seconds(recentLimit)} when the capture ended` +
-        (knownClose ? ` (twice this server's p95 close time, ${seconds(slowClose.p95Seconds)})` : '') +
-        ': it may still have closed after it';
+      // Findings near the end of the capture may be a close still on its way. The stuck side seen closing
+      // quickly tells how long "too long" is (the server after clients' FINs, clients after the server's);
+      // without closes to go by, a second.
+      const recent = (closes: SlowClose | null, whose: string) => {
+        const known = closes !== null && closes.count >= 5;
+        const limit = known ? Math.max(MIN_RECENT_STUCK_SECONDS, 2 * closes.p95Seconds) : RECENT_STUCK_SECONDS;
+        const reason = `stuck less than ${seconds(limit)} when the capture ended` + (known ? ` (twice ${whose} p95 close time, ${seconds(closes.p95Seconds)})` : '') + ': it may still have closed after it';
+        return { limit, reason };
+      };
+      const recentBySide = { server: recent(slowClose, "this server's"), client: recent(clientSlowClose, "its clients'") };
       for (const finding of stuck) {
-        if (finding.stuckSeconds >= recentLimit) continue;
-        finding.uncertain = finding.uncertain ? `${finding.uncertain}; ${recentReason}` : recentReason;
+        const { limit, reason } = recentBySide[finding.stuckSide];
+        if (finding.stuckSeconds >= limit) continue;
+        finding.uncertain = finding.uncertain ? `${finding.uncertain}; ${reason}` : reason;
       }
 
       const serverPatterns = stats ? probePatterns(summary, stats, stuck, stuckNanos) : [];
@@ -343,6 +356,7 @@ export class DiagnosisCollector {
 
 const KIND_ORDER: DiagnosisItem['kind'][] = [
   'periodic-probe', 'probe', 'unanswered-request', 'answered-not-closed', 'client-not-closed', 'reconnect-into-close-wait', 'listen-backlog', 'slow-close',
+  'client-slow-close',
 ];
 
 /** Kind order, except that a listen backlog that explains the stuck connections comes first. */
@@ -537,6 +551,19 @@ function diagnose(
       summary: `${at} was slow to close after the client's FIN: p50 ${seconds(slow.p50Seconds)}, p95 ${seconds(slow.p95Seconds)}, max ${seconds(slow.maxSeconds)} over ${count(slow.count, 'close')}.`,
       hint: 'each of those sockets sat in CLOSE_WAIT until the close came: the close path waits on something (a blocking call, a timer, a busy event loop); under more load or one more failure it becomes a leak.',
       connections: slow.count,
+      clientBytes: 0,
+      serverBytes: 0,
+      uncertain: null,
+    });
+  }
+  const clientSlow = server.clientSlowClose;
+  if (clientSlow && clientSlow.p95Seconds >= SLOW_CLOSE_SECONDS) {
+    items.push({
+      kind: 'client-slow-close',
+      server: ref,
+      summary: `clients of ${at} were slow to close after the server's FIN: p50 ${seconds(clientSlow.p50Seconds)}, p95 ${seconds(clientSlow.p95Seconds)}, max ${seconds(clientSlow.maxSeconds)} over ${count(clientSlow.count, 'close')}.`,
+      hint: 'each of those client sockets sat in CLOSE_WAIT until the client closed it: connection pools that notice a closed connection only when they next lend or validate it; the same pools, with no eviction at all, are where client-side leaks come from.',
+      connections: clientSlow.count,
       clientBytes: 0,
       serverBytes: 0,
       uncertain: null,

@@ -92,6 +92,11 @@ export interface ServerSummary {
   stuckByFamily: Record<FindingFamily, number>;
   /** For connections that did close: from the peer's FIN to this server's FIN (or RST). */
   slowClose: SlowClose | null;
+  /**
+   * The other way round, for connections this server closed first: from its FIN to the client's FIN (or
+   * RST), how long clients sat in CLOSE_WAIT before they closed.
+   */
+  clientSlowClose: SlowClose | null;
   /** Connections ended by a client's RST after its new SYN hit this tuple in CLOSE_WAIT (challenge ACK). */
   reconnectsIntoCloseWait: number;
   /** Client SYNs never answered by a SYN-ACK or RST (at least a second before the capture ended). */
@@ -133,6 +138,7 @@ export type DiagnosisKind =
   | 'client-not-closed'
   | 'reconnect-into-close-wait'
   | 'slow-close'
+  | 'client-slow-close'
   | 'listen-backlog';
 
 /** One finding of the diagnosis: a family of evidence on one server, in a sentence, with a hint. */

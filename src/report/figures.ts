@@ -23,6 +23,7 @@ export const DIAGNOSIS_LABEL: Record<DiagnosisItem['kind'], string> = {
   'reconnect-into-close-wait': 'Reconnects into CLOSE_WAIT',
   'listen-backlog': 'Listen backlog',
   'slow-close': 'Slow closes',
+  'client-slow-close': 'Slow client closes',
 };
 
 /** Stuck connections per minute: whole numbers from 100 up, else one decimal. */
