@@ -53,7 +53,8 @@ describe('pcap record headers that lie', () => {
     expect(report.inputs[0]!.packets).toBe(6);
     expect(report.summary.skipped.truncated).toBe(1);
     expect(report.summary.closeWait).toBe(1);
-    expect(report.warnings).toEqual([]);
+    // Said, not silent: a packet that could not be read may belong to a connection in the report.
+    expect(report.warnings).toEqual([expect.stringMatching(/^1 of 6 packets end before their TCP header does .*may be missing or misread/)]);
   });
 
   it('caplen 0xFFFFFFFF after good records: keeps them, stops there with the byte offset, allocates nothing', async () => {

@@ -221,6 +221,14 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
     const unsupported = summary.linkTypes.filter((linkType) => !SUPPORTED_LINK_TYPES.includes(linkType));
     if (unsupported.length > 0) warnings.push(`${summary.path}: link type ${unsupported.join(', ')} is not one closewait decodes (Ethernet, Linux SLL/SLL2, raw IP, NULL/LOOP, PPP, NFLOG...): its packets were skipped`);
   }
+  if (skipped.truncated > 0) {
+    const all = skipped.truncated === totals.packets;
+    warnings.push(
+      `${formatNumber(skipped.truncated)} of ${formatNumber(totals.packets)} packets end before their TCP header does (cut short in the capture: a snapshot length below ~96 bytes?): ` +
+        (all ? 'nothing in this capture could be analysed' : 'the connections they belong to may be missing or misread') +
+        '; capture with tcpdump -s 96 or more (the default keeps whole packets)',
+    );
+  }
   for (const discontinuity of discontinuities) warnings.push(discontinuity.message);
   for (const warning of missingRotations(summaries.map((s) => s.path))) warnings.push(warning);
   const unread = ordered.length - summaries.length;

@@ -1,8 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { analyze } from '../analyze/run.js';
 import type { Report } from '../analyze/model.js';
-import { title, verdict } from './figures.js';
+import { nothingAnalysed, title, verdict } from './figures.js';
+import { renderText } from './text.js';
 
 const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures');
 
@@ -23,5 +26,59 @@ describe('verdict', () => {
     expect(title(many)).toMatch(/stuck in CLOSE_WAIT on .+, .+$/);
     const one = await withSecondServer(1);
     expect(verdict(one)).toMatch(/, and 1 more on 1 other server:/);
+  });
+});
+
+/** A classic little-endian pcap with the records `cut` picks cut to `snaplen` bytes, as tcpdump -s does. */
+function withSnaplen(pcap: Buffer, snaplen: number, cut: (frame: number) => boolean): Buffer {
+  const parts: Buffer[] = [Buffer.from(pcap.subarray(0, 24))];
+  parts[0]!.writeUInt32LE(snaplen, 16);
+  let offset = 24;
+  for (let frame = 1; offset + 16 <= pcap.length; frame++) {
+    const caplen = pcap.readUInt32LE(offset + 8);
+    const kept = cut(frame) ? Math.min(caplen, snaplen) : caplen;
+    const header = Buffer.from(pcap.subarray(offset, offset + 16));
+    header.writeUInt32LE(kept, 8);
+    parts.push(header, pcap.subarray(offset + 16, offset + 16 + kept));
+    offset += 16 + caplen;
+  }
+  return Buffer.concat(parts);
+}
+
+describe('packets cut short by the snapshot length', () => {
+  const analyzeCut = async (cut: (frame: number) => boolean) => {
+    const dir = mkdtempSync(join(tmpdir(), 'closewait-snaplen-'));
+    try {
+      const file = join(dir, 'cut.pcap');
+      writeFileSync(file, withSnaplen(readFileSync(join(FIXTURES, 'incident.pcap')), 40, cut));
+      return await analyze([file]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('all of them (tcpdump -s 40): no "no connection stuck", but nothing analysed, and why', async () => {
+    const report = await analyzeCut(() => true);
+    expect(report.summary.tcpPackets).toBe(0);
+    expect(report.warnings).toEqual([
+      `${report.summary.packets} of ${report.summary.packets} packets end before their TCP header does (cut short in the capture: a snapshot length below ~96 bytes?): nothing in this capture could be analysed; capture with tcpdump -s 96 or more (the default keeps whole packets)`,
+    ]);
+    expect(nothingAnalysed(report)).toBe(`none of the ${report.summary.packets} packets could be read as TCP: ${report.summary.packets} cut short before the end of their TCP header (snapshot length)`);
+    expect(title(report)).toBe('Nothing analysed: no packet could be read as TCP');
+    expect(verdict(report)).toMatch(/^Nothing could be analysed: none of the/);
+    expect(renderText(report, { color: false, top: 20 })).toMatch(/^\? nothing analysed: none of the/);
+  });
+
+  it('some of them: the report stands, with a warning that says how many', async () => {
+    const report = await analyzeCut((frame) => frame % 10 === 0);
+    expect(report.summary.tcpPackets).toBeGreaterThan(0);
+    expect(report.warnings[0]).toMatch(/^85 of 854 packets end before their TCP header does .*: the connections they belong to may be missing or misread; /);
+    expect(nothingAnalysed(report)).toBeNull();
+    expect(verdict(report)).not.toMatch(/Nothing/);
+  });
+
+  it('a capture of other traffic only is not "nothing analysed": it had no TCP', async () => {
+    const report = await analyze([join(FIXTURES, 'incident.pcap')], { ports: [9] });
+    expect(nothingAnalysed(report)).toBeNull();
   });
 });

@@ -44,8 +44,25 @@ export function parseTime(rfc3339: string): number {
   return Date.parse(`${match[1]}Z`) * 1e6 + Number((match[2] ?? '').padEnd(9, '0'));
 }
 
+/**
+ * Why packets gave no TCP to analyse, when that is a failure to read them rather than a capture
+ * without TCP: then "no connection stuck" would be no answer at all.
+ */
+export function nothingAnalysed(report: Report): string | null {
+  const { summary } = report;
+  const { truncated, unsupportedLink, badHeader } = summary.skipped;
+  if (summary.tcpPackets > 0 || summary.packets === 0 || truncated + unsupportedLink + badHeader === 0) return null;
+  const why = [
+    truncated > 0 ? `${formatNumber(truncated)} cut short before the end of their TCP header (snapshot length)` : '',
+    unsupportedLink > 0 ? `${formatNumber(unsupportedLink)} of a link type closewait does not decode` : '',
+    badHeader > 0 ? `${formatNumber(badHeader)} with damaged headers` : '',
+  ].filter(Boolean);
+  return `none of the ${plural(summary.packets, 'packet')} could be read as TCP: ${why.join(', ')}`;
+}
+
 /** Short title for a ticket. */
 export function title(report: Report): string {
+  if (nothingAnalysed(report)) return 'Nothing analysed: no packet could be read as TCP';
   const stuck = stuckServers(report);
   if (stuck.length === 0) return report.summary.closeWaitAnyAge > 0 ? 'No connection stuck in CLOSE_WAIT long enough to report' : 'No connection stuck in CLOSE_WAIT';
   const where = stuck.slice(0, 2).map(endpoint).join(', ') + (stuck.length > 2 ? ` and ${plural(stuck.length - 2, 'more server')}` : '');
@@ -56,6 +73,8 @@ export function title(report: Report): string {
 export function verdict(report: Report): string {
   const { summary } = report;
   const what = `${plural(summary.connections, 'TCP connection')} in ${plural(summary.packets, 'packet')}`;
+  const unread = nothingAnalysed(report);
+  if (unread) return `Nothing could be analysed: ${unread}.`;
   if (summary.closeWait === 0) {
     if (summary.closeWaitAnyAge > 0) return `No connection was stuck for ${duration(summary.minAgeSeconds)} or more; ${plural(summary.closeWaitAnyAge, 'younger one')} (${what}).`;
     return `No connection was stuck in CLOSE_WAIT (${what}).`;
