@@ -201,6 +201,11 @@ export interface Summary {
   openAtEnd: number;
   /** Connection attempts that got no answer at all (SYNs only) and that the client had given up on (3 min silent). */
   unanswered: number;
+  /**
+   * Connections seen from one side only, beyond a SYN or a single packet: the capture lacks the other
+   * direction (a filter such as 'dst port 20880', asymmetric routing), where CLOSE_WAIT would show.
+   */
+  oneWay: number;
   skipped: SkippedCounts;
   /** TCP packets on ports outside --port. */
   filteredOut: number;

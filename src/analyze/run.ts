@@ -50,6 +50,8 @@ const TIME_BASE_MARGIN_SECONDS = 86_400;
 /** A step back in capture time shorter than this is reordering between capture queues, not a clock change. */
 const CLOCK_STEP_BACK_NANOS = 1e9;
 const DEFAULT_LINGER_SECONDS = 120;
+/** One-way connections worth a warning: this many, and one in twenty of all. */
+const MIN_ONE_WAY_WARNING = 10;
 /** Distinct server endpoints reported one by one; the rest are summed in a row with ip '*'. */
 const MAX_SERVER_ENTRIES = 10_000;
 
@@ -65,7 +67,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
   /** By server id. */
   const servers: ServerTally[] = [];
   const skipped: SkippedCounts = { unsupportedLink: 0, notIp: 0, notTcp: 0, fragment: 0, truncated: 0, badHeader: 0 };
-  const totals = { packets: 0, tcpPackets: 0, reset: 0, closed: 0, unanswered: 0 };
+  const totals = { packets: 0, tcpPackets: 0, reset: 0, closed: 0, unanswered: 0, oneWay: 0 };
 
   // Scans and floods touch endless (address, port) pairs: past the cap they share one row.
   const otherServers = newTally({ ip: '*', port: 0 });
@@ -104,6 +106,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
     lingerNanos: (options.lingerSeconds ?? DEFAULT_LINGER_SECONDS) * 1e9,
     ports,
     onRelease: (connection: Connection, reason: ReleaseReason) => {
+      if (isOneWay(connection)) totals.oneWay++;
       const entry = tally(connection);
       if (reason === 'unanswered') countUnanswered(entry);
       else countEnded(connection, entry);
@@ -183,6 +186,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
   let closeWaitAnyAge = 0;
   for (const connection of tracker.live(Connection.blank())) {
     tracker.roles.resolve(connection);
+    if (isOneWay(connection)) totals.oneWay++;
     inferMissingFin(connection);
     const entry = tally(connection);
     diagnosis.observe(connection, endTime);
@@ -221,6 +225,17 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
     const unsupported = summary.linkTypes.filter((linkType) => !SUPPORTED_LINK_TYPES.includes(linkType));
     if (unsupported.length > 0) warnings.push(`${summary.path}: link type ${unsupported.join(', ')} is not one closewait decodes (Ethernet, Linux SLL/SLL2, raw IP, NULL/LOOP, PPP, NFLOG...): its packets were skipped`);
   }
+  const seenBothWays = tracker.connectionsSeen - totals.oneWay;
+  if (totals.oneWay >= MIN_ONE_WAY_WARNING && totals.oneWay * 20 >= tracker.connectionsSeen) {
+    const busiest = servers.reduce<ServerTally | null>((most, s) => (s && (!most || s.connections > most.connections) ? s : most), null);
+    const port = options.ports?.[0] ?? busiest?.port;
+    const filter = port !== undefined ? `a filter such as 'dst port ${port}'` : 'a filter on one direction';
+    warnings.push(
+      `${formatNumber(totals.oneWay)} of ${formatNumber(tracker.connectionsSeen)} connections were seen from one side only (${formatNumber(seenBothWays)} both ways): ` +
+        `the capture lacks a direction of the traffic (${filter}, asymmetric routing?). A socket stuck in CLOSE_WAIT shows as its ACK of the peer's FIN, ` +
+        `in the direction that is missing, so those connections cannot show it: capture both directions${port !== undefined ? ` ('port ${port}')` : ''}`,
+    );
+  }
   if (skipped.truncated > 0) {
     const all = skipped.truncated === totals.packets;
     warnings.push(
@@ -255,6 +270,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
       closed: totals.closed,
       openAtEnd,
       unanswered: totals.unanswered,
+      oneWay: totals.oneWay,
       skipped,
       filteredOut: tracker.packetsFilteredOut,
       evicted: tracker.evicted,
@@ -304,6 +320,17 @@ function describeFinding(connection: Connection, stuck: 0 | 1, time: TimeBase, e
       lastPacket: { input: connection.lastInput, frame: connection.lastFrameNumber },
     },
   };
+}
+
+/**
+ * Packets from one side only, and more than its SYNs (an attempt nobody answered is two-sided as far as
+ * the capture goes: the answer never came) or a single packet (a stray RST, a keep-alive at the edge).
+ */
+function isOneWay(connection: Connection): boolean {
+  const { a, b } = connection;
+  if ((a.packets === 0) === (b.packets === 0)) return false;
+  const sender = a.packets > 0 ? a : b;
+  return sender.packets >= 2 && !(sender.synSeen && sender.packets === sender.synRetransmits + 1);
 }
 
 function newTally(server: EndpointRef): ServerTally {

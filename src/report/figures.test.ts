@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { analyze } from '../analyze/run.js';
 import type { Report } from '../analyze/model.js';
-import { nothingAnalysed, title, verdict } from './figures.js';
+import { nothingAnalysed, oneDirectionOnly, title, verdict } from './figures.js';
 import { renderText } from './text.js';
 
 const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures');
@@ -80,5 +80,46 @@ describe('packets cut short by the snapshot length', () => {
   it('a capture of other traffic only is not "nothing analysed": it had no TCP', async () => {
     const report = await analyze([join(FIXTURES, 'incident.pcap')], { ports: [9] });
     expect(nothingAnalysed(report)).toBeNull();
+  });
+});
+
+/** A classic Ethernet/IPv4 pcap with only the records `keep` picks by TCP destination port. */
+function onlyToPort(pcap: Buffer, port: number): Buffer {
+  const parts: Buffer[] = [pcap.subarray(0, 24)];
+  let offset = 24;
+  while (offset + 16 <= pcap.length) {
+    const caplen = pcap.readUInt32LE(offset + 8);
+    const frame = pcap.subarray(offset + 16, offset + 16 + caplen);
+    const tcp = 14 + (frame[14]! & 0x0f) * 4;
+    if (frame.readUInt16BE(tcp + 2) === port) parts.push(pcap.subarray(offset, offset + 16 + caplen));
+    offset += 16 + caplen;
+  }
+  return Buffer.concat(parts);
+}
+
+describe('a capture of one direction only', () => {
+  it("says it cannot answer, rather than 'no connection stuck' (tcpdump 'dst port 20880' of the incident)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'closewait-oneway-'));
+    try {
+      const file = join(dir, 'inbound.pcap');
+      writeFileSync(file, onlyToPort(readFileSync(join(FIXTURES, 'incident.pcap')), 20880));
+      const report = await analyze([file]);
+      expect(report.summary.closeWait).toBe(0);
+      expect(report.summary.oneWay).toBe(report.summary.connections - report.summary.unanswered);
+      expect(report.warnings.join('\n')).toMatch(/connections were seen from one side only \(\d+ both ways\): the capture lacks a direction of the traffic \(a filter such as 'dst port 20880'/);
+      expect(oneDirectionOnly(report)).toMatch(/were seen from one side only: the capture holds one direction of the traffic/);
+      expect(title(report)).toBe('No answer: the capture holds one direction of the traffic');
+      expect(renderText(report, { color: false, top: 20 })).toMatch(/^\? no answer: /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('both directions: nothing one-way in the real fixtures that hold both', async () => {
+    for (const name of ['incident', 'two-services', 'client-stuck', 'slow-close', 'port-reuse']) {
+      const report = await analyze([join(FIXTURES, `${name}.pcap`)]);
+      expect(report.summary.oneWay, name).toBe(0);
+      expect(oneDirectionOnly(report), name).toBeNull();
+    }
   });
 });

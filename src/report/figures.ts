@@ -60,9 +60,20 @@ export function nothingAnalysed(report: Report): string | null {
   return `none of the ${plural(summary.packets, 'packet')} could be read as TCP: ${why.join(', ')}`;
 }
 
+/**
+ * When no connection is stuck but most were seen from one side only, the capture cannot show CLOSE_WAIT
+ * (the stuck side's ACK of its peer's FIN is in the missing direction): no all-clear then.
+ */
+export function oneDirectionOnly(report: Report): string | null {
+  const { summary } = report;
+  if (summary.closeWait > 0 || summary.oneWay < 10 || summary.oneWay * 2 < summary.connections) return null;
+  return `${formatNumber(summary.oneWay)} of ${plural(summary.connections, 'connection')} were seen from one side only: the capture holds one direction of the traffic, where CLOSE_WAIT cannot show`;
+}
+
 /** Short title for a ticket. */
 export function title(report: Report): string {
   if (nothingAnalysed(report)) return 'Nothing analysed: no packet could be read as TCP';
+  if (oneDirectionOnly(report)) return 'No answer: the capture holds one direction of the traffic';
   const stuck = stuckServers(report);
   if (stuck.length === 0) return report.summary.closeWaitAnyAge > 0 ? 'No connection stuck in CLOSE_WAIT long enough to report' : 'No connection stuck in CLOSE_WAIT';
   const where = stuck.slice(0, 2).map(endpoint).join(', ') + (stuck.length > 2 ? ` and ${plural(stuck.length - 2, 'more server')}` : '');
@@ -75,6 +86,8 @@ export function verdict(report: Report): string {
   const what = `${plural(summary.connections, 'TCP connection')} in ${plural(summary.packets, 'packet')}`;
   const unread = nothingAnalysed(report);
   if (unread) return `Nothing could be analysed: ${unread}.`;
+  const oneWay = oneDirectionOnly(report);
+  if (oneWay) return `No answer: ${oneWay}; capture both directions.`;
   if (summary.closeWait === 0) {
     if (summary.closeWaitAnyAge > 0) return `No connection was stuck for ${duration(summary.minAgeSeconds)} or more; ${plural(summary.closeWaitAnyAge, 'younger one')} (${what}).`;
     return `No connection was stuck in CLOSE_WAIT (${what}).`;
