@@ -236,6 +236,11 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
         `in the direction that is missing, so those connections cannot show it: capture both directions${port !== undefined ? ` ('port ${port}')` : ''}`,
     );
   }
+  if (ports && tracker.connectionsSeen === 0 && tracker.packetsFilteredOut > 0) {
+    warnings.push(
+      `none of the ${formatNumber(tracker.packetsFilteredOut)} TCP packets was on --port ${[...ports].join(', ')}; the capture's busiest ports: ${busiestPorts(tracker.filteredOutByPort!)}`,
+    );
+  }
   if (skipped.truncated > 0) {
     const all = skipped.truncated === totals.packets;
     warnings.push(
@@ -320,6 +325,18 @@ function describeFinding(connection: Connection, stuck: 0 | 1, time: TimeBase, e
       lastPacket: { input: connection.lastInput, frame: connection.lastFrameNumber },
     },
   };
+}
+
+/** The three ports with the most packets, with their counts: '20880 (812 packets), 22 (40 packets)'. */
+function busiestPorts(packetsByPort: Uint32Array): string {
+  const top: number[] = [];
+  for (let port = 0; port < packetsByPort.length; port++) {
+    if (packetsByPort[port] === 0) continue;
+    top.push(port);
+    top.sort((x, y) => packetsByPort[y]! - packetsByPort[x]! || x - y);
+    if (top.length > 3) top.pop();
+  }
+  return top.map((port) => `${port} (${formatNumber(packetsByPort[port]!)} ${packetsByPort[port] === 1 ? 'packet' : 'packets'})`).join(', ');
 }
 
 /**

@@ -78,8 +78,19 @@ describe('packets cut short by the snapshot length', () => {
   });
 
   it('a capture of other traffic only is not "nothing analysed": it had no TCP', async () => {
-    const report = await analyze([join(FIXTURES, 'incident.pcap')], { ports: [9] });
-    expect(nothingAnalysed(report)).toBeNull();
+    // The incident's packets relabelled as UDP (IP protocol 17): read, and not TCP.
+    const pcap = Buffer.from(readFileSync(join(FIXTURES, 'incident.pcap')));
+    for (let offset = 24; offset + 16 <= pcap.length; offset += 16 + pcap.readUInt32LE(offset + 8)) pcap[offset + 16 + 14 + 9] = 17;
+    const dir = mkdtempSync(join(tmpdir(), 'closewait-udp-'));
+    try {
+      writeFileSync(join(dir, 'udp.pcap'), pcap);
+      const report = await analyze([join(dir, 'udp.pcap')]);
+      expect(report.summary.skipped.notTcp).toBe(report.summary.packets);
+      expect(nothingAnalysed(report)).toBeNull();
+      expect(report.warnings).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -121,5 +132,17 @@ describe('a capture of one direction only', () => {
       expect(report.summary.oneWay, name).toBe(0);
       expect(oneDirectionOnly(report), name).toBeNull();
     }
+  });
+});
+
+describe('a --port that matches nothing', () => {
+  it("is 'nothing analysed', with the ports the capture does hold", async () => {
+    const report = await analyze([join(FIXTURES, 'two-services.pcap')], { ports: [8081] });
+    expect(report.summary.connections).toBe(0);
+    expect(report.warnings[0]).toMatch(/^none of the [\d,]+ TCP packets was on --port 8081; the capture's busiest ports: (20880|8080) \([\d,]+ packets\), (8080|20880) \([\d,]+ packets\)$/);
+    expect(nothingAnalysed(report)).toMatch(/^none of the [\d,]+ TCP packets was on --port 8081/);
+    expect(title(report)).toBe('Nothing analysed: no packet on the given --port');
+    // A --port that matches: the usual report.
+    expect(nothingAnalysed(await analyze([join(FIXTURES, 'two-services.pcap')], { ports: [8080] }))).toBeNull();
   });
 });

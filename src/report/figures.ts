@@ -50,6 +50,9 @@ export function parseTime(rfc3339: string): number {
  */
 export function nothingAnalysed(report: Report): string | null {
   const { summary } = report;
+  if (summary.ports && summary.connections === 0 && summary.filteredOut > 0) {
+    return `none of the ${plural(summary.filteredOut, 'TCP packet')} was on --port ${summary.ports.join(', ')} (the warnings name the capture's busiest ports)`;
+  }
   const { truncated, unsupportedLink, badHeader } = summary.skipped;
   if (summary.tcpPackets > 0 || summary.packets === 0 || truncated + unsupportedLink + badHeader === 0) return null;
   const why = [
@@ -72,7 +75,7 @@ export function oneDirectionOnly(report: Report): string | null {
 
 /** Short title for a ticket. */
 export function title(report: Report): string {
-  if (nothingAnalysed(report)) return 'Nothing analysed: no packet could be read as TCP';
+  if (nothingAnalysed(report)) return report.summary.tcpPackets > 0 ? 'Nothing analysed: no packet on the given --port' : 'Nothing analysed: no packet could be read as TCP';
   if (oneDirectionOnly(report)) return 'No answer: the capture holds one direction of the traffic';
   const stuck = stuckServers(report);
   if (stuck.length === 0) return report.summary.closeWaitAnyAge > 0 ? 'No connection stuck in CLOSE_WAIT long enough to report' : 'No connection stuck in CLOSE_WAIT';
