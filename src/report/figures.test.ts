@@ -88,6 +88,9 @@ describe('packets cut short by the snapshot length', () => {
       expect(report.summary.skipped.notTcp).toBe(report.summary.packets);
       expect(nothingAnalysed(report)).toBeNull();
       expect(report.warnings).toEqual([]);
+      // Not an all-clear either: there was nothing that could have been stuck.
+      expect(title(report)).toBe('No TCP traffic in the capture');
+      expect(renderText(report, { color: false, top: 20 })).toMatch(/^\? no TCP traffic: none of the 854 packets is TCP \(tunnelled traffic/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -63,6 +63,13 @@ export function nothingAnalysed(report: Report): string | null {
   return `none of the ${plural(summary.packets, 'packet')} could be read as TCP: ${why.join(', ')}`;
 }
 
+/** Packets, none of them TCP (and none skipped for a reason of its own): nothing here to be stuck. */
+export function noTcpTraffic(report: Report): string | null {
+  const { summary } = report;
+  if (summary.packets === 0 || summary.tcpPackets > 0 || nothingAnalysed(report)) return null;
+  return `none of the ${plural(summary.packets, 'packet')} is TCP (tunnelled traffic, VXLAN or GRE, is not decoded: capture inside the tunnel)`;
+}
+
 /**
  * When no connection is stuck but most were seen from one side only, the capture cannot show CLOSE_WAIT
  * (the stuck side's ACK of its peer's FIN is in the missing direction): no all-clear then.
@@ -77,6 +84,7 @@ export function oneDirectionOnly(report: Report): string | null {
 export function title(report: Report): string {
   if (nothingAnalysed(report)) return report.summary.tcpPackets > 0 ? 'Nothing analysed: no packet on the given --port' : 'Nothing analysed: no packet could be read as TCP';
   if (oneDirectionOnly(report)) return 'No answer: the capture holds one direction of the traffic';
+  if (noTcpTraffic(report)) return 'No TCP traffic in the capture';
   const stuck = stuckServers(report);
   if (stuck.length === 0) return report.summary.closeWaitAnyAge > 0 ? 'No connection stuck in CLOSE_WAIT long enough to report' : 'No connection stuck in CLOSE_WAIT';
   const where = stuck.slice(0, 2).map(endpoint).join(', ') + (stuck.length > 2 ? ` and ${plural(stuck.length - 2, 'more server')}` : '');
@@ -91,6 +99,8 @@ export function verdict(report: Report): string {
   if (unread) return `Nothing could be analysed: ${unread}.`;
   const oneWay = oneDirectionOnly(report);
   if (oneWay) return `No answer: ${oneWay}; capture both directions.`;
+  const noTcp = noTcpTraffic(report);
+  if (noTcp) return `No TCP traffic: ${noTcp}.`;
   if (summary.closeWait === 0) {
     if (summary.closeWaitAnyAge > 0) return `No connection was stuck for ${duration(summary.minAgeSeconds)} or more; ${plural(summary.closeWaitAnyAge, 'younger one')} (${what}).`;
     return `No connection was stuck in CLOSE_WAIT (${what}).`;

@@ -6,6 +6,7 @@ import {
   SERVER_HEADER,
   baseName,
   findingCells,
+  noTcpTraffic,
   nothingAnalysed,
   oneDirectionOnly,
   problems,
@@ -48,7 +49,7 @@ function reportBody(report: Report, top: number, depth = 1): string {
   const h = (level: number, text: string, attrs = '') => `<h${level + depth - 1}${attrs}>${text}</h${level + depth - 1}>`;
   const { summary } = report;
   const out: string[] = [];
-  const state = summary.closeWait > 0 ? 'bad' : summary.closeWaitAnyAge > 0 || nothingAnalysed(report) || oneDirectionOnly(report) ? 'warn' : 'good';
+  const state = summary.closeWait > 0 ? 'bad' : summary.closeWaitAnyAge > 0 || nothingAnalysed(report) || oneDirectionOnly(report) || noTcpTraffic(report) ? 'warn' : 'good';
   out.push(`<header>${h(1, escape(title(report)))}<p class="verdict ${state}">${escape(verdict(report))}</p>`);
   if (summary.captureStartTime) {
     out.push(`<p class="meta">Capture ${escape(clock(summary.captureStartTime))} → ${escape(clock(summary.captureEndTime))} (${escape(duration(summary.durationSeconds))}), ` +

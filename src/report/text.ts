@@ -1,7 +1,7 @@
 import { Chalk } from 'chalk';
 import type { Finding, Report } from '../analyze/model.js';
 import { clock, duration, endpoint, plural, table } from './format.js';
-import { FAMILY_LABEL, SERVER_HEADER, nothingAnalysed, oneDirectionOnly, serverCells, serverStory, shownServers, sparkline, timelineSeries, timeOfDay } from './figures.js';
+import { FAMILY_LABEL, SERVER_HEADER, noTcpTraffic, nothingAnalysed, oneDirectionOnly, serverCells, serverStory, shownServers, sparkline, timelineSeries, timeOfDay } from './figures.js';
 import { formatNumber } from '../numbers.js';
 
 export interface TextOptions {
@@ -27,6 +27,8 @@ export function renderText(report: Report, options: TextOptions): string {
     lines.push(c.bold.red(`✗ ${plural(summary.closeWait, 'connection')} stuck in CLOSE_WAIT`) + ` on ${where} (${what})`);
   } else if (nothingAnalysed(report)) {
     lines.push(c.bold.yellow('? nothing analysed') + `: ${nothingAnalysed(report)}`);
+  } else if (noTcpTraffic(report)) {
+    lines.push(c.bold.yellow('? no TCP traffic') + `: ${noTcpTraffic(report)}`);
   } else if (oneDirectionOnly(report)) {
     lines.push(c.bold.yellow('? no answer') + `: ${oneDirectionOnly(report)}; capture both directions`);
   } else if (summary.closeWaitAnyAge > 0) {
