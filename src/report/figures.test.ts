@@ -138,6 +138,22 @@ describe('a capture of one direction only', () => {
   });
 });
 
+describe('an empty capture', () => {
+  it("is 'no TCP traffic: no packets', not an all-clear", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'closewait-empty-'));
+    try {
+      // tcpdump's file header and nothing else: what a filter that matched nothing leaves.
+      writeFileSync(join(dir, 'empty.pcap'), readFileSync(join(FIXTURES, 'incident.pcap')).subarray(0, 24));
+      const report = await analyze([join(dir, 'empty.pcap')]);
+      expect(report.summary.packets).toBe(0);
+      expect(title(report)).toBe('No packets in the capture');
+      expect(renderText(report, { color: false, top: 20 })).toMatch(/^\? no TCP traffic: the capture holds no packets/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('a --port that matches nothing', () => {
   it("is 'nothing analysed', with the ports the capture does hold", async () => {
     const report = await analyze([join(FIXTURES, 'two-services.pcap')], { ports: [8081] });

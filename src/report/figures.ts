@@ -63,10 +63,11 @@ export function nothingAnalysed(report: Report): string | null {
   return `none of the ${plural(summary.packets, 'packet')} could be read as TCP: ${why.join(', ')}`;
 }
 
-/** Packets, none of them TCP (and none skipped for a reason of its own): nothing here to be stuck. */
+/** No packets, or none of them TCP (and none skipped for a reason of its own): nothing here to be stuck. */
 export function noTcpTraffic(report: Report): string | null {
   const { summary } = report;
-  if (summary.packets === 0 || summary.tcpPackets > 0 || nothingAnalysed(report)) return null;
+  if (summary.tcpPackets > 0 || nothingAnalysed(report) || !report.inputs.some((i) => !i.error)) return null;
+  if (summary.packets === 0) return 'the capture holds no packets (a filter that matched nothing, the wrong interface?)';
   return `none of the ${plural(summary.packets, 'packet')} is TCP (tunnelled traffic, VXLAN or GRE, is not decoded: capture inside the tunnel)`;
 }
 
@@ -84,7 +85,7 @@ export function oneDirectionOnly(report: Report): string | null {
 export function title(report: Report): string {
   if (nothingAnalysed(report)) return report.summary.tcpPackets > 0 ? 'Nothing analysed: no packet on the given --port' : 'Nothing analysed: no packet could be read as TCP';
   if (oneDirectionOnly(report)) return 'No answer: the capture holds one direction of the traffic';
-  if (noTcpTraffic(report)) return 'No TCP traffic in the capture';
+  if (noTcpTraffic(report)) return report.summary.packets === 0 ? 'No packets in the capture' : 'No TCP traffic in the capture';
   const stuck = stuckServers(report);
   if (stuck.length === 0) return report.summary.closeWaitAnyAge > 0 ? 'No connection stuck in CLOSE_WAIT long enough to report' : 'No connection stuck in CLOSE_WAIT';
   const where = stuck.slice(0, 2).map(endpoint).join(', ') + (stuck.length > 2 ? ` and ${plural(stuck.length - 2, 'more server')}` : '');
