@@ -300,6 +300,74 @@ function withoutFrames(pcap: Buffer, drop: readonly number[]): Buffer {
   return Buffer.concat(parts);
 }
 
+describe("the ACK of a FIN the capture lost", () => {
+  it('is inferred from the FIN never being sent again, and the finding says so', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'closewait-lost-ack-'));
+    try {
+      const original = await analyze([join(FIXTURES, 'incident.pcap')]);
+      // The stuck sockets' kernels ACKed each FIN in a packet of its own: drop those, as a busy tcpdump drops packets.
+      const lost = original.findings.map((f) => f.evidence.peerFinAck.frame).filter((frame, i) => frame !== original.findings[i]!.evidence.peerFin.frame);
+      expect(lost.length).toBe(original.findings.length);
+      const file = join(dir, 'lost-acks.pcap');
+      writeFileSync(file, withoutFrames(readFileSync(join(FIXTURES, 'incident.pcap')), lost));
+      const report = await analyze([file]);
+      const key = (f: { client: { ip: string; port: number } }) => `${f.client.ip}:${f.client.port}`;
+      expect(report.findings.map(key).sort()).toEqual(original.findings.map(key).sort());
+      for (const finding of report.findings) {
+        expect(finding.uncertain).toMatch(/the ACK of the peer's FIN is not in the capture: inferred because the FIN was never sent again/);
+        expect(finding.evidence.peerFinAck).toEqual(finding.evidence.peerFin);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('is not inferred in a capture of one direction (the stuck side never seen)', async () => {
+    // The incident's client side alone: every FIN looks unacknowledged, and nothing may be called stuck.
+    const pcap = readFileSync(join(FIXTURES, 'incident.pcap'));
+    const parts: Buffer[] = [pcap.subarray(0, 24)];
+    for (let offset = 24; offset + 16 <= pcap.length; ) {
+      const length = 16 + pcap.readUInt32LE(offset + 8);
+      const ipHeader = (pcap[offset + 16 + 14]! & 0x0f) * 4;
+      if (pcap.readUInt16BE(offset + 16 + 14 + ipHeader + 2) === 20880) parts.push(pcap.subarray(offset, offset + length));
+      offset += length;
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'closewait-one-way-'));
+    try {
+      writeFileSync(join(dir, 'inbound.pcap'), Buffer.concat(parts));
+      const report = await analyze([join(dir, 'inbound.pcap')]);
+      expect(report.findings).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the stuck side's FIN the capture lost, after the peer's", () => {
+  it('is inferred from the peer acknowledging it: a lossy capture of clean closes shows nothing stuck', async () => {
+    // slow-close: the server closes 1-2 s after the client's FIN, in a packet of its own. Drop every FIN
+    // the server sent, as a busy tcpdump drops packets: the client's last ACK still acknowledges each.
+    const pcap = readFileSync(join(FIXTURES, 'slow-close.pcap'));
+    const serverFins: number[] = [];
+    for (let offset = 24, frame = 1; offset + 16 <= pcap.length; frame++) {
+      const length = 16 + pcap.readUInt32LE(offset + 8);
+      const tcp = offset + 16 + 14 + (pcap[offset + 16 + 14]! & 0x0f) * 4;
+      if (pcap.readUInt16BE(tcp) === 20880 && pcap[tcp + 13]! & 0x01) serverFins.push(frame);
+      offset += length;
+    }
+    expect(serverFins.length).toBeGreaterThanOrEqual(18);
+    const dir = mkdtempSync(join(tmpdir(), 'closewait-lost-fins-'));
+    try {
+      writeFileSync(join(dir, 'lossy.pcap'), withoutFrames(pcap, serverFins));
+      const report = await analyze([join(dir, 'lossy.pcap')]);
+      expect(report.findings).toEqual([]);
+      expect(report.summary.closed).toBe((await analyze([join(FIXTURES, 'slow-close.pcap')])).summary.closed);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('a FIN the capture lost', () => {
   it('is inferred from the ACK that acknowledged it, and the finding says so', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'closewait-lost-fin-'));

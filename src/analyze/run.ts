@@ -7,7 +7,7 @@ import { Connection } from '../flow/connection.js';
 import { ConnectionTracker, UNANSWERED_GIVE_UP_NANOS, type ReleaseReason } from '../flow/tracker.js';
 import { EndpointIndex } from '../flow/endpoints.js';
 import { SCHEMA_VERSION, type EndpointRef, type Finding, type InputReport, type Report, type ServerSummary, type SkippedCounts } from './model.js';
-import { closeWaitSide, endpointState, inferMissingFin, uncertainty } from './verdict.js';
+import { closeWaitSide, endpointState, inferMissingFin, inferMissingFinAck, uncertainty } from './verdict.js';
 import { TimeBase } from './time.js';
 import { checkBoundary, missingRotations, type Discontinuity } from './continuity.js';
 import { VERSION } from '../version.js';
@@ -188,6 +188,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
     tracker.roles.resolve(connection);
     if (isOneWay(connection)) totals.oneWay++;
     inferMissingFin(connection);
+    inferMissingFinAck(connection, endTime);
     const entry = tally(connection);
     diagnosis.observe(connection, endTime);
     if (countEnded(connection, entry) || connection.superseded) continue;

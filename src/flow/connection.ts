@@ -46,6 +46,8 @@ export class Endpoint {
   highestAckFrame = 0;
   /** This side's FIN was never captured but the other side acknowledged it (see inferMissingFin). */
   finInferred = false;
+  /** This side's FIN was never seen acknowledged, nor ever sent again (see inferMissingFinAck). */
+  finAckInferred = false;
   firstTime = -1;
   lastTime = -1;
 

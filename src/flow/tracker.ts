@@ -574,6 +574,7 @@ export class ConnectionTracker {
     endpoint.firstTime = ep[e + E.firstTime]!;
     endpoint.lastTime = ep[e + E.lastTime]!;
     endpoint.finInferred = false;
+    endpoint.finAckInferred = false;
   }
 
   /**
