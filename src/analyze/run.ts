@@ -52,6 +52,8 @@ const CLOCK_STEP_BACK_NANOS = 1e9;
 const DEFAULT_LINGER_SECONDS = 120;
 /** One-way connections worth a warning: this many, and one in twenty of all. */
 const MIN_ONE_WAY_WARNING = 10;
+/** Connections with packets missing worth a warning: this many, and one in two hundred of all. */
+const MIN_LOSSY_WARNING = 10;
 /** Distinct server endpoints reported one by one; the rest are summed in a row with ip '*'. */
 const MAX_SERVER_ENTRIES = 10_000;
 
@@ -67,7 +69,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
   /** By server id. */
   const servers: ServerTally[] = [];
   const skipped: SkippedCounts = { unsupportedLink: 0, notIp: 0, notTcp: 0, fragment: 0, truncated: 0, badHeader: 0 };
-  const totals = { packets: 0, tcpPackets: 0, reset: 0, closed: 0, unanswered: 0, oneWay: 0 };
+  const totals = { packets: 0, tcpPackets: 0, reset: 0, closed: 0, unanswered: 0, oneWay: 0, lossy: 0 };
 
   // Scans and floods touch endless (address, port) pairs: past the cap they share one row.
   const otherServers = newTally({ ip: '*', port: 0 });
@@ -107,6 +109,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
     ports,
     onRelease: (connection: Connection, reason: ReleaseReason) => {
       if (isOneWay(connection)) totals.oneWay++;
+      if (connection.a.ackedUnseen || connection.b.ackedUnseen) totals.lossy++;
       const entry = tally(connection);
       if (reason === 'unanswered') countUnanswered(entry);
       else countEnded(connection, entry);
@@ -187,6 +190,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
   for (const connection of tracker.live(Connection.blank())) {
     tracker.roles.resolve(connection);
     if (isOneWay(connection)) totals.oneWay++;
+    if (connection.a.ackedUnseen || connection.b.ackedUnseen) totals.lossy++;
     inferMissingFin(connection);
     inferMissingFinAck(connection, endTime);
     const entry = tally(connection);
@@ -248,6 +252,12 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
       `${formatNumber(skipped.truncated)} of ${formatNumber(totals.packets)} packets end before their TCP header does (cut short in the capture: a snapshot length below ~96 bytes?): ` +
         (all ? 'nothing in this capture could be analysed' : 'the connections they belong to may be missing or misread') +
         '; capture with tcpdump -s 96 or more (the default keeps whole packets)',
+    );
+  }
+  if (totals.lossy >= MIN_LOSSY_WARNING && totals.lossy * 200 >= tracker.connectionsSeen) {
+    warnings.push(
+      `${formatNumber(totals.lossy)} of ${formatNumber(tracker.connectionsSeen)} connections lack packets the other side acknowledged: the capture lost packets ` +
+        `(tcpdump's 'packets dropped by kernel'?). Findings on such connections are marked uncertain; a larger buffer (tcpdump -B) or a narrower filter loses fewer`,
     );
   }
   for (const discontinuity of discontinuities) warnings.push(discontinuity.message);
