@@ -213,6 +213,17 @@ describe('connections on one 4-tuple', () => {
     expect(closeWaitSide(connection)).toBe(serverSide);
   });
 
+  it('the SYN-ACK lost from the capture: the server\'s first packet, after the client\'s ACK and FIN, is no challenge', () => {
+    const { live } = run([
+      ['c', SYN, 9000, 0],
+      ['c', ACK, 9001, 7001],
+      ['c', FIN | ACK, 9001, 7001],
+      ['s', ACK, 7001, 9002], // acknowledges the FIN: this server sits in CLOSE_WAIT
+    ]);
+    expect(live[0]!.challengedSyns).toBe(0);
+    expect(closeWaitSide(live[0]!)).toBe(serverSide);
+  });
+
   it('an ACK that answers the SYN itself is not taken for a challenge ACK', () => {
     // The SYN-ACK is missing from the capture; the server's next packet acknowledges the SYN (ISN + 1).
     const { live } = run([['c', SYN, 9000, 0], ['s', ACK, 7001, 9001], ['c', ACK, 9001, 7001]]);

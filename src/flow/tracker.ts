@@ -254,7 +254,10 @@ export class ConnectionTracker {
       if (resetsChallenge) conn[c + C.challengeAck] = -1;
       return resetsChallenge;
     }
-    const synWaiting = ep[receiver + E.synSeen] === 1 && ep[receiver + E.synAckSeen] === 0 && ep[sender + E.packets] === 0;
+    // The SYN's side has sent nothing but its SYN (sent again or not): past that, a first packet from the
+    // other side is an answer whose SYN-ACK the capture lost, not a challenge.
+    const synWaiting =
+      ep[receiver + E.synSeen] === 1 && ep[receiver + E.synAckSeen] === 0 && ep[receiver + E.packets] === ep[receiver + E.synRetransmits]! + 1 && ep[sender + E.packets] === 0;
     if (!(flags & TCP_FLAG.ACK) || !synWaiting || seg.ack === ((ep[receiver + E.isn]! + 1) >>> 0)) return false;
     conn[c + C.challengeAck] = seg.ack;
     conn[c + C.challengedSyns]++;
