@@ -224,6 +224,18 @@ describe('connections on one 4-tuple', () => {
     expect(closeWaitSide(live[0]!)).toBe(serverSide);
   });
 
+  it('a SYN-ACK seen before any SYN (the SYN lost) still makes its sender the server', () => {
+    const { live } = run([
+      ['s', SYN | ACK, 5000, 1001],
+      ['c', ACK, 1001, 5001],
+      ['c', FIN | ACK, 1001, 5001],
+      ['s', ACK, 5001, 1002],
+    ]);
+    expect(live[0]!.clientSide).toBe(1);
+    expect(live[0]!.roleReason).toBe('syn-ack');
+    expect(closeWaitSide(live[0]!)).toBe(serverSide);
+  });
+
   it('an ACK that answers the SYN itself is not taken for a challenge ACK', () => {
     // The SYN-ACK is missing from the capture; the server's next packet acknowledges the SYN (ISN + 1).
     const { live } = run([['c', SYN, 9000, 0], ['s', ACK, 7001, 9001], ['c', ACK, 9001, 7001]]);

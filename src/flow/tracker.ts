@@ -216,7 +216,7 @@ export class ConnectionTracker {
       id = this.born(seg, senderIsA, synTime, synInput, synFrame);
       const clientSide = senderIsA ? 1 : 0;
       const client = (id * 2 + clientSide) * E.stride;
-      this.recordSyn(id, client, synIsn, synTime, synInput, synFrame, clientSide);
+      this.recordSyn(id, client, synIsn, synTime, synInput, synFrame, clientSide, true);
       this.ep[client + E.packets]++;
     }
 
@@ -398,7 +398,7 @@ export class ConnectionTracker {
     this.touch(id, sender, time, input, frame);
 
     if (flags & TCP_FLAG.SYN) {
-      if (!ep[sender + E.synSeen] || ep[sender + E.isn] !== seg.seq) this.recordSyn(id, sender, seg.seq, time, input, frame, side);
+      if (!ep[sender + E.synSeen] || ep[sender + E.isn] !== seg.seq) this.recordSyn(id, sender, seg.seq, time, input, frame, side, !(flags & TCP_FLAG.ACK));
       else ep[sender + E.synRetransmits]++;
       if (flags & TCP_FLAG.ACK && !ep[sender + E.synAckSeen]) {
         ep[sender + E.synAckSeen] = 1;
@@ -434,7 +434,8 @@ export class ConnectionTracker {
     }
   }
 
-  private recordSyn(id: number, sender: number, isn: number, time: number, input: number, frame: number, side: 0 | 1): void {
+  /** `pureSyn`: a SYN without ACK, whose sender is the client; a SYN-ACK's role is set by its caller. */
+  private recordSyn(id: number, sender: number, isn: number, time: number, input: number, frame: number, side: 0 | 1, pureSyn: boolean): void {
     const ep = this.ep;
     ep[sender + E.synSeen] = 1;
     ep[sender + E.isn] = isn;
@@ -446,7 +447,8 @@ export class ConnectionTracker {
     ep[sender + E.bytesSent] = 0;
     const c = id * C.stride;
     const reason = this.conn[c + C.roleReason];
-    if (reason !== ROLE_SYN && reason !== ROLE_SYN_ACK) {
+    // A SYN-ACK seen first (the SYN lost, or sent before the capture) must not make its sender the client.
+    if (pureSyn && reason !== ROLE_SYN && reason !== ROLE_SYN_ACK) {
       this.conn[c + C.clientSide] = side;
       this.conn[c + C.roleReason] = ROLE_SYN;
     }
