@@ -8,7 +8,7 @@ import { DiagnosisCollector } from '../src/analyze/diagnosis.js';
 import { TimeBase } from '../src/analyze/time.js';
 import { ConnectionTracker } from '../src/flow/tracker.js';
 import { TCP_FLAG, newTcpSegment } from '../src/decode/segment.js';
-import { loadTruth } from './helpers/truth.js';
+import { loadTruth, stuckSetFromReport } from './helpers/truth.js';
 
 const FIXTURES = 'fixtures';
 const epoch = (rfc3339: string) => {
@@ -299,6 +299,32 @@ function withoutFrames(pcap: Buffer, drop: readonly number[]): Buffer {
   }
   return Buffer.concat(parts);
 }
+
+describe('every packet captured twice (tcpdump -i any on a host with bridges)', () => {
+  it('finds the same, and does not call the doubled SYNs a listener that stopped answering', async () => {
+    const pcap = readFileSync(join(FIXTURES, 'incident.pcap'));
+    const parts: Buffer[] = [pcap.subarray(0, 24)];
+    for (let offset = 24; offset + 16 <= pcap.length; ) {
+      const record = pcap.subarray(offset, offset + 16 + pcap.readUInt32LE(offset + 8));
+      const twin = Buffer.from(record);
+      // 5 µs later, as the bridge sees what the veth saw (no record here is within 5 µs of a second's end).
+      twin.writeUInt32LE(twin.readUInt32LE(4) + 5, 4);
+      parts.push(record, twin);
+      offset += record.length;
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'closewait-twice-'));
+    try {
+      writeFileSync(join(dir, 'twice.pcap'), Buffer.concat(parts));
+      const report = await analyze([join(dir, 'twice.pcap')]);
+      const original = await analyze([join(FIXTURES, 'incident.pcap')]);
+      expect(stuckSetFromReport(report)).toEqual(stuckSetFromReport(original));
+      expect(server(report)).toMatchObject({ unansweredSyns: 0, synAckRetransmits: 0 });
+      expect(report.diagnosis.map((d) => d.kind)).toEqual(original.diagnosis.map((d) => d.kind));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe("the ACK of a FIN the capture lost", () => {
   it('is inferred from the FIN never being sent again, and the finding says so', async () => {

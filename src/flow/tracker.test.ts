@@ -277,6 +277,17 @@ describe('connections on one 4-tuple', () => {
     expect(live[0]!.synsIntoOpen).toBe(0);
   });
 
+  it('the same SYN twice within microseconds is one packet seen twice, not a SYN sent again', () => {
+    const { live } = run([
+      ['c', SYN, 1000, 0, 0, 0],
+      ['c', SYN, 1000, 0, 0, 0.005], // tcpdump -i any: the packet on the veth, then on the bridge
+      ['c', SYN, 1000, 0, 0, 1000], // sent again after Linux's 1 s timeout
+      ['c', SYN, 1000, 0, 0, 1000.005],
+    ]);
+    expect(live[0]!.endpoint(1).synRetransmits).toBe(1);
+    expect(live[0]!.endpoint(1).packets).toBe(2);
+  });
+
   it('a retransmitted SYN (same ISN) stays one connection', () => {
     const { tracker } = run([['c', SYN, 1000, 0], ['c', SYN, 1000, 0], ...handshake.slice(1)]);
     expect(tracker.connectionsSeen).toBe(1);

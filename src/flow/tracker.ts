@@ -41,6 +41,11 @@ export const UNANSWERED_GIVE_UP_NANOS = 180e9;
 const UNANSWERED_SCAN_EVERY_NANOS = 60e9;
 const SWEEP_EVERY_NANOS = 5e9;
 /**
+ * A SYN sent again comes after the retransmission timeout: 1 s on Linux and in RFC 6298, 3 s on older
+ * stacks, never under 200 ms. The same SYN sooner is one packet the capture saw twice.
+ */
+const DUPLICATE_SYN_NANOS = 100e6;
+/**
  * Past this many connections in the table, closed ones linger only BUSY_LINGER_NANOS. At thousands of
  * connections a second (a load test, a probe storm) the full linger would hold every connection of two
  * minutes of traffic, ~0.8 KB each: 115,000 connections in 60 s of real-kernel traffic
@@ -74,11 +79,11 @@ const enum E {
   rstSeen = 8, highestAck = 9, synSeen = 10, isn = 11, retransmittedBytes = 12, ackedUnseen = 13, firstTime = 14,
   synAckSeen = 15, synRetransmits = 16, synTime = 17, synInput = 18, synFrame = 19, finTime = 20, finInput = 21,
   finFrame = 22, finRetransmits = 23, finAckTime = 24, finAckInput = 25, finAckFrame = 26, rstTime = 27,
-  rstInput = 28, rstFrame = 29, highestAckTime = 30, highestAckInput = 31, highestAckFrame = 32, stride = 33,
+  rstInput = 28, rstFrame = 29, highestAckTime = 30, highestAckInput = 31, highestAckFrame = 32, lastSynTime = 33, stride = 34,
 }
 /** A new connection's columns, copied in whole: most fields start at 0, these at -1. */
 const NEW_CONN = initialRow(C.stride, [C.clientSide, C.lastTime, C.closedTime, C.pendingSynIsn, C.pendingSynTime, C.challengeAck]);
-const NEW_ENDPOINT = initialRow(E.stride, [E.synTime, E.finTime, E.finAckTime, E.rstTime, E.highestAckTime, E.firstTime, E.lastTime]);
+const NEW_ENDPOINT = initialRow(E.stride, [E.synTime, E.finTime, E.finAckTime, E.rstTime, E.highestAckTime, E.firstTime, E.lastTime, E.lastSynTime]);
 const NEW_ENDPOINTS = new Float64Array([...NEW_ENDPOINT, ...NEW_ENDPOINT]);
 
 function initialRow(stride: number, minusOne: number[]): Float64Array {
@@ -395,11 +400,13 @@ export class ConnectionTracker {
     const sender = (id * 2 + side) * E.stride;
     const receiver = (id * 2 + 1 - side) * E.stride;
     const flags = seg.flags;
+    if (flags & TCP_FLAG.SYN && !(flags & (TCP_FLAG.FIN | TCP_FLAG.RST | TCP_FLAG.URG)) && seg.payloadLength === 0 && this.isDuplicateSyn(sender, seg.seq, time)) return;
     this.touch(id, sender, time, input, frame);
 
     if (flags & TCP_FLAG.SYN) {
       if (!ep[sender + E.synSeen] || ep[sender + E.isn] !== seg.seq) this.recordSyn(id, sender, seg.seq, time, input, frame, side, !(flags & TCP_FLAG.ACK));
       else ep[sender + E.synRetransmits]++;
+      ep[sender + E.lastSynTime] = time;
       if (flags & TCP_FLAG.ACK && !ep[sender + E.synAckSeen]) {
         ep[sender + E.synAckSeen] = 1;
         this.noteListener(id, side);
@@ -432,6 +439,16 @@ export class ConnectionTracker {
       conn[c + C.closedTime] = time;
       this.queueClosed(id);
     }
+  }
+
+  /**
+   * The same plain SYN (or SYN-ACK) again within DUPLICATE_SYN_NANOS: the capture saw one packet twice
+   * (tcpdump -i any on a host with bridges or veths, a mirror port), since no stack sends a SYN again
+   * that soon. Counted as sent again, it read as a listener not answering.
+   */
+  private isDuplicateSyn(sender: number, seq: number, time: number): boolean {
+    const ep = this.ep;
+    return ep[sender + E.synSeen] === 1 && ep[sender + E.isn] === seq && ep[sender + E.lastSynTime]! >= 0 && time - ep[sender + E.lastSynTime]! < DUPLICATE_SYN_NANOS;
   }
 
   /** `pureSyn`: a SYN without ACK, whose sender is the client; a SYN-ACK's role is set by its caller. */
