@@ -326,6 +326,43 @@ describe('every packet captured twice (tcpdump -i any on a host with bridges)', 
   });
 });
 
+describe('the ACK of a FIN captured before the FIN (reordered, as -i any over several CPUs does)', () => {
+  it('still acknowledges it: same findings, none uncertain', async () => {
+    const original = await analyze([join(FIXTURES, 'incident.pcap')]);
+    const pcap = readFileSync(join(FIXTURES, 'incident.pcap'));
+    const records: Buffer[] = [];
+    for (let offset = 24; offset + 16 <= pcap.length; ) {
+      const length = 16 + pcap.readUInt32LE(offset + 8);
+      records.push(Buffer.from(pcap.subarray(offset, offset + length)));
+      offset += length;
+    }
+    let swapped = 0;
+    for (const finding of original.findings) {
+      const fin = finding.evidence.peerFin.frame - 1;
+      const ack = finding.evidence.peerFinAck.frame - 1;
+      if (ack !== fin + 1) continue;
+      // The ACK first, with the FIN's timestamp; the FIN after it, with the ACK's.
+      const [finRecord, ackRecord] = [records[fin]!, records[ack]!];
+      const finStamp = Buffer.from(finRecord.subarray(0, 8));
+      ackRecord.copy(finRecord, 0, 0, 8);
+      finStamp.copy(ackRecord, 0);
+      records[fin] = ackRecord;
+      records[ack] = finRecord;
+      swapped++;
+    }
+    expect(swapped).toBeGreaterThan(10);
+    const dir = mkdtempSync(join(tmpdir(), 'closewait-reordered-'));
+    try {
+      writeFileSync(join(dir, 'reordered.pcap'), Buffer.concat([pcap.subarray(0, 24), ...records]));
+      const report = await analyze([join(dir, 'reordered.pcap')]);
+      expect(stuckSetFromReport(report)).toEqual(stuckSetFromReport(original));
+      expect(report.findings.filter((f) => f.uncertain)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("the ACK of a FIN the capture lost", () => {
   it('is inferred from the FIN never being sent again, and the finding says so', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'closewait-lost-ack-'));

@@ -427,7 +427,7 @@ export class ConnectionTracker {
     if (seg.payloadLength > 0 && end > ep[sender + E.bytesSent]!) ep[sender + E.bytesSent] = end;
 
     if (flags & TCP_FLAG.ACK) this.onAck(sender, receiver, seg.ack, time, input, frame);
-    if (flags & TCP_FLAG.FIN) this.onFin(sender, (dataStart + seg.payloadLength) >>> 0, time, input, frame);
+    if (flags & TCP_FLAG.FIN) this.onFin(sender, receiver, (dataStart + seg.payloadLength) >>> 0, time, input, frame);
     if (flags & TCP_FLAG.RST && !ep[sender + E.rstSeen]) {
       ep[sender + E.rstSeen] = 1;
       ep[sender + E.rstTime] = time;
@@ -492,7 +492,7 @@ export class ConnectionTracker {
     if (acked > visibleEnd && acked < HALF_RANGE) ep[sender + E.ackedUnseen] = 1;
   }
 
-  private onFin(sender: number, finSeq: number, time: number, input: number, frame: number): void {
+  private onFin(sender: number, receiver: number, finSeq: number, time: number, input: number, frame: number): void {
     const ep = this.ep;
     if (ep[sender + E.finSeen]) {
       ep[sender + E.finRetransmits]++;
@@ -503,6 +503,16 @@ export class ConnectionTracker {
     ep[sender + E.finTime] = time;
     ep[sender + E.finInput] = input;
     ep[sender + E.finFrame] = frame;
+    // Its ACK captured first (reordered on the way to the capture, as -i any over several CPUs does):
+    // the receiver's highest ACK already covers the FIN, and no later ACK may come from a stuck side.
+    if (ep[receiver + E.highestAckTime]! >= 0 && ep[receiver + E.highestAck]! >= seqDiff(finSeq, ep[sender + E.seqBase]!) + 1) {
+      ep[sender + E.finAcked] = 1;
+      ep[sender + E.finAckTime] = ep[receiver + E.highestAckTime]!;
+      ep[sender + E.finAckInput] = ep[receiver + E.highestAckInput]!;
+      ep[sender + E.finAckFrame] = ep[receiver + E.highestAckFrame]!;
+      // That ACK looked like one of data never seen; with the FIN, all it acknowledged is seen.
+      if (ep[receiver + E.highestAck] === ep[sender + E.bytesSent]! + 1) ep[receiver + E.ackedUnseen] = 0;
+    }
   }
 
   private touch(id: number, sender: number, time: number, input: number, frame: number): void {
