@@ -6,7 +6,7 @@ import { analyze } from '../src/analyze/run.js';
 import { loadTruth, stuckSetFromReport, stuckSetFromTruth, stuckSidesFromReport, stuckSidesFromTruth } from './helpers/truth.js';
 
 /**
- * Real-kernel fixtures with one packet in 50 dropped, as a tcpdump that cannot keep up drops them (its
+ * Real-kernel fixtures (IPv4 and IPv6) with one packet in 50 dropped, as a tcpdump that cannot keep up drops them (its
  * "packets dropped by kernel"), checked against the kernel's own list of stuck sockets. Before the
  * lost-FIN and lost-ACK inferences and the SYN-ACK role fix, the same cuts gave 2-33 false findings
  * and 0-8 missed sockets per fixture.
@@ -28,7 +28,7 @@ function dropEvery(pcap: Buffer, every: number, first: number): Buffer {
 }
 
 describe('captures that lost packets, against ss', () => {
-  for (const name of ['incident', 'two-services', 'diagnosis-probe', 'probes-2000']) {
+  for (const name of ['incident', 'two-services', 'diagnosis-probe', 'probes-2000', 'ipv6']) {
     for (const first of [3, 11, 29]) {
       it(`${name}, one packet in ${DROP_EVERY} dropped from record ${first}: no false finding, every side right, at most 1 % missed`, async () => {
         const truth = loadTruth(join(FIXTURES, `${name}.truth.json`));
