@@ -6,10 +6,10 @@ import { analyze } from '../src/analyze/run.js';
 import { loadTruth, stuckSetFromReport, stuckSetFromTruth, stuckSidesFromReport, stuckSidesFromTruth } from './helpers/truth.js';
 
 /**
- * Real-kernel fixtures (IPv4 and IPv6) with one packet in 50 dropped, as a tcpdump that cannot keep up drops them (its
- * "packets dropped by kernel"), checked against the kernel's own list of stuck sockets. Before the
- * lost-FIN and lost-ACK inferences and the SYN-ACK role fix, the same cuts gave 2-33 false findings
- * and 0-8 missed sockets per fixture.
+ * Real-kernel fixtures (IPv4 and IPv6) with one packet in 50 dropped, as a tcpdump that cannot keep up
+ * drops them (its "packets dropped by kernel"), checked against the kernel's own list of stuck sockets.
+ * Before the lost-FIN and lost-ACK inferences and the SYN-ACK role fix, the same cuts gave 2-33 false
+ * findings and 0-8 missed sockets per fixture.
  */
 const FIXTURES = 'fixtures';
 const DROP_EVERY = 50;
