@@ -21,6 +21,16 @@ const within = (measured: number, truth: number, share = 0.05) => {
   expect(Math.abs(measured - truth), `measured ${measured}, truth ${truth}`).toBeLessThanOrEqual(Math.abs(truth) * share);
 };
 
+/** Runs `body` with a new temporary directory, removed afterwards whatever happens. */
+async function inTempDir(prefix: string, body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    await body(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 interface DiagnosisTruth {
   leakModeFrom: number;
   leakModeTo: number;
@@ -159,8 +169,7 @@ describe('diagnosis on the other real-kernel fixtures', () => {
   });
 
   it('port-reuse with the CLOSE_WAIT connection cut from the capture: the challenge ACK tells of it, and the new connection is clean', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'closewait-unseen-'));
-    try {
+    await inTempDir('closewait-unseen-', async (dir) => {
       // Frames 21-25: 127.0.0.6:40002's first connection, left in CLOSE_WAIT. As if the capture began after.
       const file = join(dir, 'port-reuse-late.pcap');
       writeFileSync(file, withoutFrames(readFileSync(join(FIXTURES, 'port-reuse.pcap')), [21, 22, 23, 24, 25]));
@@ -178,9 +187,7 @@ describe('diagnosis on the other real-kernel fixtures', () => {
       const item = report.diagnosis.find((d) => d.kind === 'reconnect-into-close-wait')!;
       expect(item.summary).toMatch(/^1 new SYN to 127\.0\.0\.1:20880 got a challenge ACK for an earlier connection on the same 4-tuple that the capture never saw: .*127\.0\.0\.6:40002/);
       expect(item.uncertain).toMatch(/not in the capture/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('mid-stream: a finding without handshake stays marked uncertain in its family item', async () => {
@@ -312,17 +319,14 @@ describe('every packet captured twice (tcpdump -i any on a host with bridges)', 
       parts.push(record, twin);
       offset += record.length;
     }
-    const dir = mkdtempSync(join(tmpdir(), 'closewait-twice-'));
-    try {
+    await inTempDir('closewait-twice-', async (dir) => {
       writeFileSync(join(dir, 'twice.pcap'), Buffer.concat(parts));
       const report = await analyze([join(dir, 'twice.pcap')]);
       const original = await analyze([join(FIXTURES, 'incident.pcap')]);
       expect(stuckSetFromReport(report)).toEqual(stuckSetFromReport(original));
       expect(server(report)).toMatchObject({ unansweredSyns: 0, synAckRetransmits: 0 });
       expect(report.diagnosis.map((d) => d.kind)).toEqual(original.diagnosis.map((d) => d.kind));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
@@ -351,22 +355,18 @@ describe('the ACK of a FIN captured before the FIN (reordered, as -i any over se
       swapped++;
     }
     expect(swapped).toBeGreaterThan(10);
-    const dir = mkdtempSync(join(tmpdir(), 'closewait-reordered-'));
-    try {
+    await inTempDir('closewait-reordered-', async (dir) => {
       writeFileSync(join(dir, 'reordered.pcap'), Buffer.concat([pcap.subarray(0, 24), ...records]));
       const report = await analyze([join(dir, 'reordered.pcap')]);
       expect(stuckSetFromReport(report)).toEqual(stuckSetFromReport(original));
       expect(report.findings.filter((f) => f.uncertain)).toEqual([]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
 describe("the ACK of a FIN the capture lost", () => {
   it('is inferred from the FIN never being sent again, and the finding says so', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'closewait-lost-ack-'));
-    try {
+    await inTempDir('closewait-lost-ack-', async (dir) => {
       const original = await analyze([join(FIXTURES, 'incident.pcap')]);
       // The stuck sockets' kernels ACKed each FIN in a packet of its own: drop those, as a busy tcpdump drops packets.
       const lost = original.findings.map((f) => f.evidence.peerFinAck.frame).filter((frame, i) => frame !== original.findings[i]!.evidence.peerFin.frame);
@@ -380,9 +380,7 @@ describe("the ACK of a FIN the capture lost", () => {
         expect(finding.uncertain).toMatch(/the ACK of the peer's FIN is not in the capture: inferred because the FIN was never sent again/);
         expect(finding.evidence.peerFinAck).toEqual(finding.evidence.peerFin);
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('is not inferred in a capture of one direction (the stuck side never seen)', async () => {
@@ -395,14 +393,11 @@ describe("the ACK of a FIN the capture lost", () => {
       if (pcap.readUInt16BE(offset + 16 + 14 + ipHeader + 2) === 20880) parts.push(pcap.subarray(offset, offset + length));
       offset += length;
     }
-    const dir = mkdtempSync(join(tmpdir(), 'closewait-one-way-'));
-    try {
+    await inTempDir('closewait-one-way-', async (dir) => {
       writeFileSync(join(dir, 'inbound.pcap'), Buffer.concat(parts));
       const report = await analyze([join(dir, 'inbound.pcap')]);
       expect(report.findings).toEqual([]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
@@ -419,8 +414,7 @@ describe("the stuck side's FIN the capture lost, after the peer's", () => {
       offset += length;
     }
     expect(serverFins.length).toBeGreaterThanOrEqual(18);
-    const dir = mkdtempSync(join(tmpdir(), 'closewait-lost-fins-'));
-    try {
+    await inTempDir('closewait-lost-fins-', async (dir) => {
       writeFileSync(join(dir, 'lossy.pcap'), withoutFrames(pcap, serverFins));
       const report = await analyze([join(dir, 'lossy.pcap')]);
       expect(report.findings).toEqual([]);
@@ -429,16 +423,13 @@ describe("the stuck side's FIN the capture lost, after the peer's", () => {
       // And the loss itself is said, once for the capture.
       expect(report.warnings).toEqual([expect.stringMatching(/^1[0-9] of 18 connections lack packets the other side acknowledged: the capture lost packets/)]);
       expect(lossless.warnings).toEqual([]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
 describe('a FIN the capture lost', () => {
   it('is inferred from the ACK that acknowledged it, and the finding says so', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'closewait-lost-fin-'));
-    try {
+    await inTempDir('closewait-lost-fin-', async (dir) => {
       const original = await analyze([join(FIXTURES, 'incident.pcap')]);
       const victim = original.findings[0]!;
       const file = join(dir, 'lost-fin.pcap');
@@ -452,8 +443,6 @@ describe('a FIN the capture lost', () => {
       expect(inferred.peerFinTime).toBe(victim.peerFinAckTime);
       expect(inferred.family).toBe(victim.family);
       expect(report.findings.filter((f) => f.uncertain)).toHaveLength(1);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });

@@ -230,36 +230,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
     const unsupported = summary.linkTypes.filter((linkType) => !SUPPORTED_LINK_TYPES.includes(linkType));
     if (unsupported.length > 0) warnings.push(`${summary.path}: link type ${unsupported.join(', ')} is not one closewait decodes (Ethernet, Linux SLL/SLL2, raw IP, NULL/LOOP, PPP, NFLOG...): its packets were skipped`);
   }
-  const seenBothWays = tracker.connectionsSeen - totals.oneWay;
-  if (totals.oneWay >= MIN_ONE_WAY_WARNING && totals.oneWay * 20 >= tracker.connectionsSeen) {
-    const busiest = servers.reduce<ServerTally | null>((most, s) => (s && (!most || s.connections > most.connections) ? s : most), null);
-    const port = options.ports?.[0] ?? busiest?.port;
-    const filter = port !== undefined ? `a filter such as 'dst port ${port}'` : 'a filter on one direction';
-    warnings.push(
-      `${formatNumber(totals.oneWay)} of ${formatNumber(tracker.connectionsSeen)} connections were seen from one side only (${formatNumber(seenBothWays)} both ways): ` +
-        `the capture lacks a direction of the traffic (${filter}, asymmetric routing?). A socket stuck in CLOSE_WAIT shows as its ACK of the peer's FIN, ` +
-        `in the direction that is missing, so those connections cannot show it: capture both directions${port !== undefined ? ` ('port ${port}')` : ''}`,
-    );
-  }
-  if (ports && tracker.connectionsSeen === 0 && tracker.packetsFilteredOut > 0) {
-    warnings.push(
-      `none of the ${formatNumber(tracker.packetsFilteredOut)} TCP packets was on --port ${[...ports].join(', ')}; the capture's busiest ports: ${busiestPorts(tracker.filteredOutByPort!)}`,
-    );
-  }
-  if (skipped.truncated > 0) {
-    const all = skipped.truncated === totals.packets;
-    warnings.push(
-      `${formatNumber(skipped.truncated)} of ${formatNumber(totals.packets)} packets end before their TCP header does (cut short in the capture: a snapshot length below ~96 bytes?): ` +
-        (all ? 'nothing in this capture could be analysed' : 'the connections they belong to may be missing or misread') +
-        '; capture with tcpdump -s 96 or more (the default keeps whole packets)',
-    );
-  }
-  if (totals.lossy >= MIN_LOSSY_WARNING && totals.lossy * 200 >= tracker.connectionsSeen) {
-    warnings.push(
-      `${formatNumber(totals.lossy)} of ${formatNumber(tracker.connectionsSeen)} connections lack packets the other side acknowledged: the capture lost packets ` +
-        `(tcpdump's 'packets dropped by kernel'?). Findings on such connections are marked uncertain; a larger buffer (tcpdump -B) or a narrower filter loses fewer`,
-    );
-  }
+  for (const warning of captureQualityWarnings(totals, skipped, tracker, servers, options.ports)) warnings.push(warning);
   for (const discontinuity of discontinuities) warnings.push(discontinuity.message);
   for (const warning of missingRotations(summaries.map((s) => s.path))) warnings.push(warning);
   const unread = ordered.length - summaries.length;
@@ -336,6 +307,51 @@ function describeFinding(connection: Connection, stuck: 0 | 1, time: TimeBase, e
       lastPacket: { input: connection.lastInput, frame: connection.lastFrameNumber },
     },
   };
+}
+
+/**
+ * What the capture itself lacks, said once: a direction, the --port's traffic, whole headers, packets.
+ * Each of these made an all-clear that was no answer, or findings that rest on packets not seen.
+ */
+function captureQualityWarnings(
+  totals: { packets: number; oneWay: number; lossy: number },
+  skipped: SkippedCounts,
+  tracker: ConnectionTracker,
+  servers: readonly (ServerTally | undefined)[],
+  ports: readonly number[] | undefined,
+): string[] {
+  const warnings: string[] = [];
+  const connections = tracker.connectionsSeen;
+  if (totals.oneWay >= MIN_ONE_WAY_WARNING && totals.oneWay * 20 >= connections) {
+    const busiest = servers.reduce<ServerTally | null>((most, s) => (s && (!most || s.connections > most.connections) ? s : most), null);
+    const port = ports?.[0] ?? busiest?.port;
+    const filter = port !== undefined ? `a filter such as 'dst port ${port}'` : 'a filter on one direction';
+    warnings.push(
+      `${formatNumber(totals.oneWay)} of ${formatNumber(connections)} connections were seen from one side only (${formatNumber(connections - totals.oneWay)} both ways): ` +
+        `the capture lacks a direction of the traffic (${filter}, asymmetric routing?). A socket stuck in CLOSE_WAIT shows as its ACK of the peer's FIN, ` +
+        `in the direction that is missing, so those connections cannot show it: capture both directions${port !== undefined ? ` ('port ${port}')` : ''}`,
+    );
+  }
+  if (ports?.length && connections === 0 && tracker.packetsFilteredOut > 0) {
+    warnings.push(
+      `none of the ${formatNumber(tracker.packetsFilteredOut)} TCP packets was on --port ${ports.join(', ')}; the capture's busiest ports: ${busiestPorts(tracker.filteredOutByPort!)}`,
+    );
+  }
+  if (skipped.truncated > 0) {
+    const all = skipped.truncated === totals.packets;
+    warnings.push(
+      `${formatNumber(skipped.truncated)} of ${formatNumber(totals.packets)} packets end before their TCP header does (cut short in the capture: a snapshot length below ~96 bytes?): ` +
+        (all ? 'nothing in this capture could be analysed' : 'the connections they belong to may be missing or misread') +
+        '; capture with tcpdump -s 96 or more (the default keeps whole packets)',
+    );
+  }
+  if (totals.lossy >= MIN_LOSSY_WARNING && totals.lossy * 200 >= connections) {
+    warnings.push(
+      `${formatNumber(totals.lossy)} of ${formatNumber(connections)} connections lack packets the other side acknowledged: the capture lost packets ` +
+        `(tcpdump's 'packets dropped by kernel'?). Findings on such connections are marked uncertain; a larger buffer (tcpdump -B) or a narrower filter loses fewer`,
+    );
+  }
+  return warnings;
 }
 
 /** The three ports with the most packets, with their counts: '20880 (812 packets), 22 (40 packets)'. */
