@@ -174,6 +174,10 @@ async function bulk(target, n) {
  *                  so the kernel keeps the socket; after the peer's FIN it sits in CLOSE_WAIT.
  *   'close-first'  answer a request line, then end() immediately (server sends FIN first)
  *   {slowCloseMs}  like normal, but end() only slowCloseMs after the peer's FIN
+ *   'answer-after-fin'  read the request, answer it only once the peer's FIN has come (a client that
+ *                  sends its request and shuts down its side), then forget it: never close
+ *   'stream-after-fin'  the same, but answer with a stream: 1 KiB every 100 ms until the process
+ *                  exits (at most STREAM_LIMIT_MS), never closing: a half-close in use
  */
 function serve({ host, port, decide, name = `${host}:${port}` }) {
   const srv = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
@@ -194,11 +198,15 @@ function serve({ host, port, decide, name = `${host}:${port}` }) {
   return new Promise((resolve) => srv.listen({ host, port, backlog: 511 }, () => resolve(state)));
 }
 
+const STREAM_LIMIT_MS = 60_000;
+
 function behave(sock, mode) {
   const slowCloseMs = typeof mode === 'object' && mode ? mode.slowCloseMs : 0;
   const closeFirst = mode === 'close-first';
+  const afterFin = mode === 'answer-after-fin' || mode === 'stream-after-fin';
   let buf = '';
   sock.on('data', (d) => {
+    if (afterFin) return;
     buf += d.toString('latin1');
     let i;
     while ((i = buf.indexOf('\n')) >= 0) {
@@ -212,10 +220,21 @@ function behave(sock, mode) {
   });
   sock.on('end', () => {
     if (sock.writableEnded) return;
+    if (mode === 'answer-after-fin') return void sock.write(`RESP after-fin\n${'x'.repeat(4000)}\n`);
+    if (mode === 'stream-after-fin') return void streamUntilExit(sock);
     if (slowCloseMs) setTimeout(() => { if (!sock.writableEnded) sock.end(); }, slowCloseMs);
     else sock.end();
   });
   sock.resume();
+}
+
+/** Writes 1 KiB every 100 ms, never closing, until the socket closes or STREAM_LIMIT_MS passes. */
+function streamUntilExit(sock) {
+  const chunk = Buffer.alloc(1024, 0x73);
+  const timer = setInterval(() => { if (!sock.destroyed) sock.write(chunk); }, 100);
+  const stop = () => clearInterval(timer);
+  setTimeout(stop, STREAM_LIMIT_MS).unref();
+  sock.once('close', stop);
 }
 
 const ip = (family, n) => (family === 'ipv6' ? '::1' : `127.0.0.${n}`);
@@ -677,6 +696,43 @@ scenarios['probes-2000'] = () => {
       if (srv.accepted !== 2000 || srv.leaked.length !== 300) throw new Error(`accepted ${srv.accepted}, leaked ${srv.leaked.length}`);
       await sleep(200);
       return { accepted: srv.accepted, leaked: srv.leaked.length, expectCloseWait: srv.leaked.length };
+    },
+  };
+};
+
+scenarios['half-close-sending'] = () => {
+  const pairs = { stillSending: [] };
+  return {
+    description: 'Clients half-close (send a request, then shutdown their side) to 127.0.0.1:20880: from 127.0.0.3 the server answers with a '
+      + 'stream that is still flowing when the capture ends (CLOSE_WAIT in use, not stuck); from 127.0.0.4 it answers once after the FIN '
+      + 'and then never closes (stuck, silent for 6 s at the end). Probes from 127.0.0.2 are forgotten (stuck), requests from 127.0.0.5 '
+      + 'close normally.',
+    servicePorts: [20880],
+    notes: 'ss lists the 127.0.0.3 connections as CLOSE-WAIT: they are in truth.closeWaitStillSending, not stuck.',
+    async setup() {
+      const byClient = { '127.0.0.2': 'leak', '127.0.0.3': 'stream-after-fin', '127.0.0.4': 'answer-after-fin' };
+      await serve({ host: '127.0.0.1', port: 20880, decide: (s) => byClient[s.remoteAddress] ?? 'normal' });
+    },
+    async run() {
+      const T = (n) => ({ host: '127.0.0.1', port: 20880, localAddress: `127.0.0.${n}` });
+      const halfClose = async (n, id) => {
+        const s = await dial({ ...T(n), allowHalfOpen: true });
+        s.write(`REQ ${id}\n`);
+        s.end();
+        s.resume();
+        return s;
+      };
+      const tasks = [];
+      for (let i = 0; i < 3; i++) {
+        tasks.push(halfClose(3, `stream${i}`).then((s) => pairs.stillSending.push({ stuck: '127.0.0.1:20880', peer: `127.0.0.3:${s.localPort}` })));
+        tasks.push(halfClose(4, `answer${i}`));
+        tasks.push(probe(T(2), { holdMs: 200 }));
+        tasks.push(request(T(5), { id: `n${i}` }));
+        await sleep(50);
+      }
+      await allOk(tasks);
+      await sleep(6500);
+      return { expectCloseWait: 9, stillSending: pairs.stillSending };
     },
   };
 };

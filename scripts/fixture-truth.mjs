@@ -70,6 +70,12 @@ if (book.connections !== meta.connections) {
   problems.push(`connection count mismatch: scenario counted ${meta.connections}, capture shows ${book.connections}`);
 }
 
+// Connections the scenario keeps sending on after the peer's FIN: CLOSE-WAIT in ss, in use, not stuck.
+const stillSending = (meta.result?.stillSending ?? []).slice().sort((a, b) => cmp(`${a.stuck}>${a.peer}`, `${b.stuck}>${b.peer}`));
+for (const c of stillSending) {
+  if (!closeWait.some((w) => w.stuck === c.stuck && w.peer === c.peer)) problems.push(`${c.stuck}>${c.peer} is meant to be still sending in CLOSE_WAIT, but ss does not list it as CLOSE-WAIT`);
+}
+
 if (typeof meta.expectCloseWait === 'number' && meta.expectCloseWait !== closeWait.length) {
   problems.push(`CLOSE_WAIT count mismatch: the scenario left ${meta.expectCloseWait} sockets half-closed on purpose, ss shows ${closeWait.length}`);
 }
@@ -135,6 +141,7 @@ const truth = {
   notes: [meta.notes, o.notesAppend].filter(Boolean).join(' '),
   ...o.extra,
 };
+if (stillSending.length) truth.closeWaitStillSending = stillSending;
 if (notObservable.length) truth.closeWaitNotObservable = notObservable;
 if (closeWaitFiles.length) truth.closeWaitFiles = closeWaitFiles;
 if (halfClosedNotCw.length) {

@@ -22,7 +22,7 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$SCRIPT_DIR")
 SELF="$SCRIPT_DIR/$(basename "${BASH_SOURCE[0]}")"
-ALL=(incident two-services client-stuck slow-close client-slow-close mid-stream port-reuse ipv6 rst-after-close any variants rotated probes-2000)
+ALL=(incident two-services client-stuck slow-close client-slow-close half-close-sending mid-stream port-reuse ipv6 rst-after-close any variants rotated probes-2000)
 
 log() { printf '[make-fixtures] %s\n' "$*" >&2; }
 die() { printf '[make-fixtures] ERROR: %s\n' "$*" >&2; exit 1; }

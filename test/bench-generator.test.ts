@@ -62,6 +62,7 @@ describe('benchmark capture generator', () => {
       reset: summary.reset,
       closed: summary.closed,
       openAtEnd: summary.openAtEnd,
+      stillSending: summary.stillSending,
       unanswered: summary.unanswered,
     }).toEqual({
       connections: truth.connections,
@@ -71,6 +72,7 @@ describe('benchmark capture generator', () => {
       reset: truth.reset,
       closed: truth.closed,
       openAtEnd: truth.openAtEnd,
+      stillSending: truth.stillSending,
       unanswered: truth.unanswered,
     });
     const found = report.findings.map((f) => `${f.server.ip}:${f.server.port}>${f.client.ip}:${f.client.port} ${f.stuckSide}`).sort();

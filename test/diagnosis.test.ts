@@ -128,6 +128,20 @@ describe('diagnosis on the other real-kernel fixtures', () => {
     within(pattern.intervalSeconds, 0.05, 0.1);
   });
 
+  it('half-close-sending: streams still flowing are not stuck; answers written after the FIN get the end-of-input hint', async () => {
+    const truth = loadTruth(join(FIXTURES, 'half-close-sending.truth.json'));
+    const report = await load('half-close-sending');
+    expect(report.summary.stillSending).toBe(truth.closeWaitStillSending!.length);
+    expect(report.stillSending.every((f) => f.bytesAfterPeerFin > 0 && f.client.ip === '127.0.0.3')).toBe(true);
+    expect(server(report).stillSending).toBe(truth.closeWaitStillSending!.length);
+    const answered = report.diagnosis.find((d) => d.kind === 'answered-not-closed')!;
+    expect(answered.connections).toBe(3);
+    expect(answered.summary).toMatch(/sent after the client's FIN/);
+    expect(answered.hint).toMatch(/end-of-input/);
+    expect(report.findings.filter((f) => f.client.ip === '127.0.0.4').every((f) => f.bytesAfterPeerFin > 0 && f.lastDataTime !== null)).toBe(true);
+    expect(report.findings.filter((f) => f.client.ip === '127.0.0.2').every((f) => f.bytesAfterPeerFin === 0 && f.lastDataTime === null)).toBe(true);
+  });
+
   it('client-stuck: the client side family, with its own hint', async () => {
     const report = await load('client-stuck');
     const item = report.diagnosis.find((d) => d.kind === 'client-not-closed')!;
@@ -242,11 +256,11 @@ describe('listen backlog on scripted exchanges', () => {
       tracker.onSegment(seg, atMs * 1e6, 0, index + 1);
       if (index + 1 === gapAfter) tracker.markLiveSpansGap();
     });
-    const tallies = new Map<string, { ip: string; port: number; connections: number; closeWait: number; closeWaitServerSide: number; closeWaitClientSide: number; reset: number; closed: number; openAtEnd: number; unanswered: number; oldestStuckSeconds: null }>();
+    const tallies = new Map<string, { ip: string; port: number; connections: number; closeWait: number; closeWaitServerSide: number; closeWaitClientSide: number; reset: number; closed: number; openAtEnd: number; stillSending: number; unanswered: number; oldestStuckSeconds: null }>();
     for (const connection of tracker.live()) {
       tracker.roles.resolve(connection);
       collector.observe(connection, endMs * 1e6);
-      tallies.set('s', { ip: '127.0.0.1', port: 20880, connections: 0, closeWait: 0, closeWaitServerSide: 0, closeWaitClientSide: 0, reset: 0, closed: 0, openAtEnd: 0, unanswered: 0, oldestStuckSeconds: null });
+      tallies.set('s', { ip: '127.0.0.1', port: 20880, connections: 0, closeWait: 0, closeWaitServerSide: 0, closeWaitClientSide: 0, reset: 0, closed: 0, openAtEnd: 0, stillSending: 0, unanswered: 0, oldestStuckSeconds: null });
     }
     return collector.finish({ findings: [], servers: [...tallies.values()], time: new TimeBase(1_700_000_000, 6), captureStart: 0, captureEnd: endMs * 1e6 });
   }

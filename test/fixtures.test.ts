@@ -20,7 +20,7 @@ const truths = readdirSync(FIXTURES)
 const pair = (p: { stuck: string; peer: string }) => `${canonicalEndpoint(p.stuck)}>${canonicalEndpoint(p.peer)}`;
 
 function expectedStuckSet(truth: Truth): string[] {
-  const invisible = new Set((truth.closeWaitNotObservable ?? []).map(pair));
+  const invisible = new Set([...(truth.closeWaitNotObservable ?? []), ...(truth.closeWaitStillSending ?? [])].map(pair));
   const visible = truth.closeWait.map(pair).filter((p) => !invisible.has(p));
   return [...visible, ...(truth.closeWaitLookalikes ?? []).map(pair)].sort();
 }
@@ -33,6 +33,7 @@ describe.each(truths.map((truth) => [truth.scenario, truth] as const))('fixture 
       const report = await analyze(paths(truth), withPorts ? { ports: truth.servicePorts } : {});
       expect(report.inputs.every((input) => input.error === null)).toBe(true);
       expect(stuckSetFromReport(report)).toEqual(expectedStuckSet(truth));
+      expect(stuckSetFromReport({ findings: report.stillSending })).toEqual((truth.closeWaitStillSending ?? []).map(pair).sort());
       expect(report.summary.connections).toBe(truth.connections);
       const sides = stuckSidesFromReport(report);
       for (const [key, side] of Object.entries(stuckSidesFromTruth(truth))) if (key in sides) expect([key, sides[key]]).toEqual([key, side]);

@@ -7,7 +7,7 @@ import { escape, renderHtml } from '../src/report/html.js';
 import { renderJson } from '../src/report/json.js';
 import { renderMarkdown } from '../src/report/markdown.js';
 import { renderText } from '../src/report/text.js';
-import { rate, serverCells, timelineSeries } from '../src/report/figures.js';
+import { rate, serverCells, stillSendingCells, stillSendingNote, timelineSeries } from '../src/report/figures.js';
 import { renderMarkdown as libraryMarkdown, renderHtml as libraryHtml, renderCsv as libraryCsv, analyze as libraryAnalyze } from '../src/index.js';
 import { loadTruth } from './helpers/truth.js';
 
@@ -23,10 +23,13 @@ function figures(report: Report): string[] {
     if (s.stuckPerMinute !== null) out.push(`${rate(s.stuckPerMinute)} stuck per minute`);
   }
   for (const item of report.diagnosis) out.push(item.summary);
+  const sending = stillSendingNote(report);
+  if (sending) out.push(sending);
+  for (const f of report.stillSending) out.push(...stillSendingCells(f));
   return out;
 }
 
-const SCENARIOS = ['diagnosis-probe', 'incident', 'two-services', 'client-stuck', 'slow-close', 'port-reuse', 'mid-stream'];
+const SCENARIOS = ['diagnosis-probe', 'incident', 'two-services', 'client-stuck', 'slow-close', 'port-reuse', 'mid-stream', 'half-close-sending'];
 
 describe.each(SCENARIOS)('%s: every format tells the same figures', async (name) => {
   const report = await load(name);

@@ -476,11 +476,22 @@ function diagnose(
 
   const answered = family('answered-not-closed');
   if (answered.length > 0) {
+    // Answered after the FIN: the client half-closed once its request was sent, and the server wrote on
+    // end-of-stream. Its read loop saw the end; what it skipped is the close after the last write.
+    const afterFin = answered.filter((f) => f.bytesAfterPeerFin > 0).length;
+    const them = answered.length === 1 ? 'it' : 'them';
+    const answer = `${bytes(sum(answered, (f) => f.serverBytes))} from the server`;
+    const story =
+      afterFin === answered.length ? `got an answer (${answer}, sent after the client's FIN) and the server never closed ${them}.`
+      : afterFin > 0 ? `got an answer (${answer}; ${formatNumber(afterFin)} answered after the client's FIN) and the server never closed ${them} after the client's FIN.`
+      : `got an answer (${answer}) and the server never closed ${them} after the client's FIN.`;
     item(
       'answered-not-closed',
       answered,
-      `${count(answered.length, 'connection')} to ${at} got an answer (${bytes(sum(answered, (f) => f.serverBytes))} from the server) and the server never closed ${answered.length === 1 ? 'it' : 'them'} after the client's FIN.`,
-      'the application read and answered, then missed the close: look for a path after the response that skips close() (an error or timeout branch, a keep-alive or pool bookkeeping path, a stream or response object never closed).',
+      `${count(answered.length, 'connection')} to ${at} ${story}`,
+      afterFin * 2 > answered.length
+        ? 'the clients half-closed (shutdown after the request) and the application answered on end-of-stream, then never closed: look at the path that handles end-of-input (a read of -1 or EOF, channelInputShutdown, an on-end handler) for a write without the close after it.'
+        : 'the application read and answered, then missed the close: look for a path after the response that skips close() (an error or timeout branch, a keep-alive or pool bookkeeping path, a stream or response object never closed).',
     );
   }
 

@@ -54,6 +54,10 @@ export interface Finding {
   uncertain: string | null;
   /** New SYNs from the client's port that hit this connection while it was stuck. */
   reconnectAttempts: number;
+  /** Payload bytes the stuck side sent after its peer's FIN: it answered, then went silent. */
+  bytesAfterPeerFin: number;
+  /** When the stuck side last sent new payload, or null when it sent none. */
+  lastDataTime: string | null;
   family: FindingFamily;
   evidence: {
     firstPacket: FrameEvidence;
@@ -77,6 +81,8 @@ export interface ServerSummary {
   closed: number;
   /** Connections still open (not stuck) at the end of the capture. */
   openAtEnd: number;
+  /** Of openAtEnd: in CLOSE_WAIT but still sending (see Report.stillSending). */
+  stillSending: number;
   /** Connection attempts that got no answer at all (SYNs only) and that the client had given up on (3 min silent). */
   unanswered: number;
   oldestStuckSeconds: number | null;
@@ -199,6 +205,8 @@ export interface Summary {
   closed: number;
   /** Neither ended, stuck nor given up at the end of the capture. */
   openAtEnd: number;
+  /** Of openAtEnd: in CLOSE_WAIT but still sending (see Report.stillSending). */
+  stillSending: number;
   /** Connection attempts that got no answer at all (SYNs only) and that the client had given up on (3 min silent). */
   unanswered: number;
   /**
@@ -226,6 +234,12 @@ export interface Report {
   inputs: InputReport[];
   summary: Summary;
   findings: Finding[];
+  /**
+   * In CLOSE_WAIT at the end but not stuck: the side still sent new data after its peer's FIN, the last
+   * less than 5 s before the end. The peer half-closed (shutdown) and is still being answered. Longest
+   * in CLOSE_WAIT first; same fields as a finding.
+   */
+  stillSending: Finding[];
   servers: ServerSummary[];
   /** Recurring patterns behind the findings (periodic probes). */
   patterns: ProbePattern[];

@@ -7,7 +7,7 @@ import { Connection } from '../flow/connection.js';
 import { ConnectionTracker, UNANSWERED_GIVE_UP_NANOS, type ReleaseReason } from '../flow/tracker.js';
 import { EndpointIndex } from '../flow/endpoints.js';
 import { SCHEMA_VERSION, type EndpointRef, type Finding, type InputReport, type Report, type ServerSummary, type SkippedCounts } from './model.js';
-import { closeWaitSide, endpointState, inferMissingFin, inferMissingFinAck, uncertainty } from './verdict.js';
+import { closeWaitSide, endpointState, inferMissingFin, inferMissingFinAck, isStillSending, uncertainty } from './verdict.js';
 import { TimeBase } from './time.js';
 import { checkBoundary, missingRotations, type Discontinuity } from './continuity.js';
 import { VERSION } from '../version.js';
@@ -185,6 +185,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
   const minAge = options.minAgeSeconds ?? 0;
 
   const findings: Finding[] = [];
+  const stillSending: Finding[] = [];
   let openAtEnd = 0;
   let closeWaitAnyAge = 0;
   for (const connection of tracker.live(Connection.blank())) {
@@ -202,9 +203,14 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
       continue;
     }
     const stuck = closeWaitSide(connection);
-    if (stuck === -1) {
+    const sending = stuck !== -1 && isStillSending(connection, stuck, endTime);
+    if (stuck === -1 || sending) {
       entry.openAtEnd++;
       openAtEnd++;
+      if (sending) {
+        entry.stillSending++;
+        stillSending.push(describeFinding(connection, stuck, time, endTime));
+      }
       continue;
     }
     closeWaitAnyAge++;
@@ -216,7 +222,9 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
     else entry.closeWaitClientSide++;
     entry.oldestStuckSeconds = Math.max(entry.oldestStuckSeconds ?? 0, finding.stuckSeconds);
   }
-  findings.sort((x, y) => y.stuckSeconds - x.stuckSeconds || compareRefs(x.server, y.server) || compareRefs(x.client, y.client));
+  const longestFirst = (x: Finding, y: Finding) => y.stuckSeconds - x.stuckSeconds || compareRefs(x.server, y.server) || compareRefs(x.client, y.client);
+  findings.sort(longestFirst);
+  stillSending.sort(longestFirst);
 
   const warnings: string[] = [];
   if (tracker.evicted > 0) {
@@ -256,6 +264,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
       reset: totals.reset,
       closed: totals.closed,
       openAtEnd,
+      stillSending: stillSending.length,
       unanswered: totals.unanswered,
       oneWay: totals.oneWay,
       skipped,
@@ -268,6 +277,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
       minAgeSeconds: minAge,
     },
     findings,
+    stillSending,
     servers: diagnosed.servers,
     patterns: diagnosed.patterns,
     diagnosis: diagnosed.diagnosis,
@@ -279,6 +289,7 @@ export async function analyze(inputs: readonly (string | InputSource)[], options
 function describeFinding(connection: Connection, stuck: 0 | 1, time: TimeBase, endTime: number): Finding {
   const peerSide = stuck === 0 ? 1 : 0;
   const peer = connection.endpoint(peerSide);
+  const self = connection.endpoint(stuck);
   const clientSide = connection.clientSide === 1 ? 1 : 0;
   const serverSide = clientSide === 0 ? 1 : 0;
   return {
@@ -298,6 +309,8 @@ function describeFinding(connection: Connection, stuck: 0 | 1, time: TimeBase, e
     serverBytes: connection.endpoint(serverSide).bytesSent,
     uncertain: uncertainty(connection, stuck),
     reconnectAttempts: connection.synsIntoOpen,
+    bytesAfterPeerFin: Math.max(0, self.bytesSent - self.bytesSentAtPeerFin),
+    lastDataTime: self.lastDataTime >= 0 ? time.format(self.lastDataTime) : null,
     family: findingFamily(connection, stuck === serverSide ? 'server' : 'client'),
     // Copies: the connection is one instance, refilled for the next.
     evidence: {
@@ -378,7 +391,7 @@ function isOneWay(connection: Connection): boolean {
 }
 
 function newTally(server: EndpointRef): ServerTally {
-  return { ...server, connections: 0, closeWait: 0, closeWaitServerSide: 0, closeWaitClientSide: 0, reset: 0, closed: 0, openAtEnd: 0, unanswered: 0, oldestStuckSeconds: null };
+  return { ...server, connections: 0, closeWait: 0, closeWaitServerSide: 0, closeWaitClientSide: 0, reset: 0, closed: 0, openAtEnd: 0, stillSending: 0, unanswered: 0, oldestStuckSeconds: null };
 }
 
 function endpointRef(connection: Connection, side: 0 | 1): EndpointRef {

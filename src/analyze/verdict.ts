@@ -67,6 +67,8 @@ export function inferMissingFin(connection: Connection): boolean {
     const frame = { input: peer.highestAckInput, frame: peer.highestAckFrame };
     self.finSeen = true;
     self.finInferred = true;
+    // What the peer sent before that FIN is not known: none of it is taken for sent after it.
+    peer.bytesSentAtPeerFin = peer.bytesSent;
     self.finSeq = (self.seqBase + self.bytesSent) >>> 0;
     self.finTime = peer.highestAckTime;
     self.finFrame = frame;
@@ -111,6 +113,21 @@ export function inferMissingFinAck(connection: Connection, endTime: number): boo
     return true;
   }
   return false;
+}
+
+/**
+ * A side in CLOSE_WAIT that sent new data this recently was still being used by its application: the
+ * peer half-closed (shutdown(SHUT_WR): `nc -N`, a client that sends its request and then its FIN) and
+ * is being answered. Such a stream pauses for less than this (the peer reads as it arrives, and a
+ * retransmission timeout is under a second); a leaked socket is silent from the FIN on, or from its
+ * last answer. Taken for stuck, a download in progress was "the server never closed them".
+ */
+export const STILL_SENDING_NANOS = 5e9;
+
+/** The CLOSE_WAIT side sent new data after its peer's FIN, the last less than STILL_SENDING_NANOS before the end. */
+export function isStillSending(connection: Connection, side: 0 | 1, endTime: number): boolean {
+  const self = connection.endpoint(side);
+  return self.bytesSent > self.bytesSentAtPeerFin && self.lastDataTime >= 0 && endTime - self.lastDataTime < STILL_SENDING_NANOS;
 }
 
 /** Why a close-wait verdict might be wrong, from gaps the capture shows; null when it is solid. */

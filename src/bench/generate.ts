@@ -2,6 +2,7 @@ import { closeSync, openSync, renameSync, writeFileSync, writeSync } from 'node:
 import { pathToFileURL } from 'node:url';
 import { Random } from './random.js';
 import { ShapeCounter, type Shape } from './shape.js';
+import { STILL_SENDING_NANOS } from '../analyze/verdict.js';
 
 /**
  * A seeded synthetic capture for benchmarks: classic pcap (µs, Ethernet/IPv4/TCP), written as a
@@ -20,8 +21,8 @@ import { ShapeCounter, type Shape } from './shape.js';
  * The truth is taken from what was written, not from what was planned: writing stops when the file
  * reaches its size, wherever each connection happens to be.
  */
-/** Part of the cached file names: bump when the same seed would give other bytes. */
-export const GENERATOR_VERSION = 3;
+/** Part of the cached file names: bump when the same seed would give other bytes or another truth. */
+export const GENERATOR_VERSION = 4;
 
 export interface GenerateOptions {
   /** Writing stops at the first packet that brings the file to this size. */
@@ -58,6 +59,8 @@ export interface GeneratorTruth {
   closed: number;
   /** Neither ended nor stuck at the end of the capture. */
   openAtEnd: number;
+  /** Of openAtEnd: half-closed, and the side that did not close sent data less than STILL_SENDING_NANOS before the end. */
+  stillSending: number;
   /** Attempts that got no answer (SYNs only) and were silent for 3 minutes at the end. */
   unanswered: number;
   /** Sorted by "server>client". */
@@ -227,6 +230,8 @@ class Side {
   finSeq = 0;
   finAcked = false;
   rstSent = false;
+  /** When this side last sent payload after the other side's FIN (µs), or -1. */
+  dataAfterPeerFinAt = -1;
 
   constructor(
     readonly ip: number,
@@ -298,9 +303,11 @@ class Generator {
   private readonly randomPayload: Buffer;
   private readonly textPayload: Buffer;
   private readonly stuck: StuckConnection[] = [];
+  /** Per entry of `stuck`: when its stuck side last sent data after its peer's FIN (µs), or -1. */
+  private readonly stuckDataAfterFinAt: number[] = [];
   private readonly plans: Record<string, number> = Object.fromEntries(PLAN_NAMES.map((name) => [name, 0]));
   private readonly events = { midstreamAtStart: 0, tupleReuses: 0, challengeAckReuses: 0, leaksClosed: 0, retransmissions: 0, peakInFlight: 0 };
-  private readonly counts = { connections: 0, closeWaitServerSide: 0, closeWaitClientSide: 0, reset: 0, closed: 0, openAtEnd: 0, unanswered: 0 };
+  private readonly counts = { connections: 0, closeWaitServerSide: 0, closeWaitClientSide: 0, reset: 0, closed: 0, openAtEnd: 0, stillSending: 0, unanswered: 0 };
   /** When each attempt that got no answer was last heard from (µs): given up or open, by the capture's end. */
   private readonly attemptsLastHeard: number[] = [];
   private lastTime = 0;
@@ -349,6 +356,7 @@ class Generator {
     }
     // The capture ends here: whatever each open connection showed so far is what it is.
     for (const connection of this.heap) this.finish(connection);
+    this.settleStillSending();
     for (const lastHeard of this.attemptsLastHeard) {
       if (lastHeard < this.lastTime - UNANSWERED_GIVE_UP) this.counts.unanswered++;
       else this.counts.openAtEnd++;
@@ -365,6 +373,7 @@ class Generator {
       reset: this.counts.reset,
       closed: this.counts.closed,
       openAtEnd: this.counts.openAtEnd,
+      stillSending: this.counts.stillSending,
       unanswered: this.counts.unanswered,
       stuck: this.stuck.sort((x, y) => compareStrings(`${x.server}>${x.client}`, `${y.server}>${y.client}`)),
       plans: this.plans,
@@ -812,7 +821,7 @@ class Generator {
     c.packetsWritten++;
     c.lastWritten = time;
     if (p.fromServer || p.flags !== SYN) c.onlySyns = false;
-    noteOnWire(side, other, p);
+    noteOnWire(side, other, p, time);
   }
 
   /** The connection sends nothing more (or the capture ended): count it as the capture shows it. */
@@ -849,6 +858,26 @@ class Generator {
     if (stuckSide === 'server') this.counts.closeWaitServerSide++;
     else this.counts.closeWaitClientSide++;
     this.stuck.push({ server: endpointText(c.server), client: endpointText(c.client), stuckSide });
+    this.stuckDataAfterFinAt.push((stuckSide === 'server' ? c.server : c.client).dataAfterPeerFinAt);
+  }
+
+  /**
+   * At the end of the capture: a stuck side that wrote after its peer's FIN less than
+   * STILL_SENDING_NANOS before the end is, as closewait counts it, a half-close still in use: open.
+   */
+  private settleStillSending(): void {
+    const window = STILL_SENDING_NANOS / 1e3;
+    const kept: StuckConnection[] = [];
+    this.stuck.forEach((entry, index) => {
+      const at = this.stuckDataAfterFinAt[index]!;
+      if (at < 0 || this.lastTime - at >= window) return void kept.push(entry);
+      if (entry.stuckSide === 'server') this.counts.closeWaitServerSide--;
+      else this.counts.closeWaitClientSide--;
+      this.counts.openAtEnd++;
+      this.counts.stillSending++;
+    });
+    this.stuck.length = 0;
+    for (const entry of kept) this.stuck.push(entry);
   }
 
   private heapPush(c: Connection): void {
@@ -943,8 +972,9 @@ class PcapWriter {
 }
 
 /** Keeps what the capture has shown of each side's FIN and RST: the truth is made of this. */
-function noteOnWire(side: Side, other: Side, p: Packet): void {
+function noteOnWire(side: Side, other: Side, p: Packet, time: number): void {
     if (p.flags & RST) side.rstSent = true;
+    if (p.length > 0 && other.finSent) side.dataAfterPeerFinAt = time;
     if (p.flags & FIN && !side.finSent) {
       side.finSent = true;
       side.finSeq = (p.seq + p.length) >>> 0;

@@ -311,6 +311,7 @@ export function verify(json: string, truth: GeneratorTruth): string[] {
     ['reset', s.reset, truth.reset],
     ['closed', s.closed, truth.closed],
     ['openAtEnd', s.openAtEnd, truth.openAtEnd],
+    ['stillSending', s.stillSending, truth.stillSending],
     ['unanswered', s.unanswered, truth.unanswered],
   ];
   for (const [name, got, want] of pairs) if (got !== want) problems.push(`${name} ${got}, truth ${want}`);

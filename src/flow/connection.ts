@@ -50,6 +50,10 @@ export class Endpoint {
   finAckInferred = false;
   firstTime = -1;
   lastTime = -1;
+  /** When this side last sent bytes it had not sent before (not a retransmission), or -1. */
+  lastDataTime = -1;
+  /** bytesSent when the other side's first FIN came: what this side sent after it is the difference. */
+  bytesSentAtPeerFin = 0;
 
   /** A copy that shares nothing with this one. */
   clone(): Endpoint {

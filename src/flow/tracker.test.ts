@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TCP_FLAG, newTcpSegment } from '../decode/segment.js';
-import { closeWaitSide, endpointState } from '../analyze/verdict.js';
+import { STILL_SENDING_NANOS, closeWaitSide, endpointState, isStillSending } from '../analyze/verdict.js';
 import type { Connection } from './connection.js';
 import { ConnectionTracker, type ReleaseReason } from './tracker.js';
 
@@ -453,5 +453,35 @@ describe('attempts nobody answered', () => {
     const later = run([...steps, clock(330_000, 3)]);
     expect(reasons(later.released, 40003)).toEqual(['unanswered']);
     expect(reasons(later.released, 40001)).toEqual([]);
+  });
+});
+
+describe('a CLOSE_WAIT side still sending', () => {
+  // The client sends its request and half-closes; the server answers after the FIN (or not).
+  const halfClosed: Step[] = [...handshake, ['c', PSH | ACK, 1001, 5001, 10, 10], ['c', FIN | ACK, 1011, 5001, 0, 11], ['s', ACK, 5001, 1012, 0, 12]];
+  const stillSending = (steps: Step[], endMs: number) => {
+    const { live } = run(steps);
+    expect(closeWaitSide(live[0]!)).toBe(serverSide);
+    return isStillSending(live[0]!, serverSide, endMs * 1e6);
+  };
+  const windowMs = STILL_SENDING_NANOS / 1e6;
+
+  it('is in use while its new data is recent, stuck once it has been silent for the window', () => {
+    const answered: Step[] = [...halfClosed, ['s', PSH | ACK, 5001, 1012, 1000, 100], ['s', PSH | ACK, 6001, 1012, 1000, 200]];
+    expect(stillSending(answered, 200 + windowMs - 1)).toBe(true);
+    expect(stillSending(answered, 200 + windowMs)).toBe(false);
+    const { live } = run(answered);
+    expect(live[0]!.a.bytesSent - live[0]!.a.bytesSentAtPeerFin).toBe(2000);
+  });
+
+  it('data sent before the FIN, or sent again after it, is not sending after the FIN', () => {
+    const before: Step[] = [...handshake, ['s', PSH | ACK, 5001, 1001, 1000, 5], ['c', FIN | ACK, 1001, 6001, 0, 10], ['s', ACK, 6001, 1002, 0, 11]];
+    expect(stillSending(before, 12)).toBe(false);
+    const resent: Step[] = [...before, ['s', PSH | ACK, 5001, 1002, 1000, 12]];
+    expect(stillSending(resent, 13)).toBe(false);
+  });
+
+  it('a silent stuck side is never still sending', () => {
+    expect(stillSending(halfClosed, 13)).toBe(false);
   });
 });

@@ -79,11 +79,12 @@ const enum E {
   rstSeen = 8, highestAck = 9, synSeen = 10, isn = 11, retransmittedBytes = 12, ackedUnseen = 13, firstTime = 14,
   synAckSeen = 15, synRetransmits = 16, synTime = 17, synInput = 18, synFrame = 19, finTime = 20, finInput = 21,
   finFrame = 22, finRetransmits = 23, finAckTime = 24, finAckInput = 25, finAckFrame = 26, rstTime = 27,
-  rstInput = 28, rstFrame = 29, highestAckTime = 30, highestAckInput = 31, highestAckFrame = 32, lastSynTime = 33, stride = 34,
+  rstInput = 28, rstFrame = 29, highestAckTime = 30, highestAckInput = 31, highestAckFrame = 32, lastSynTime = 33, lastDataTime = 34,
+  bytesSentAtPeerFin = 35, stride = 36,
 }
 /** A new connection's columns, copied in whole: most fields start at 0, these at -1. */
 const NEW_CONN = initialRow(C.stride, [C.clientSide, C.lastTime, C.closedTime, C.pendingSynIsn, C.pendingSynTime, C.challengeAck]);
-const NEW_ENDPOINT = initialRow(E.stride, [E.synTime, E.finTime, E.finAckTime, E.rstTime, E.highestAckTime, E.firstTime, E.lastTime, E.lastSynTime]);
+const NEW_ENDPOINT = initialRow(E.stride, [E.synTime, E.finTime, E.finAckTime, E.rstTime, E.highestAckTime, E.firstTime, E.lastTime, E.lastSynTime, E.lastDataTime]);
 const NEW_ENDPOINTS = new Float64Array([...NEW_ENDPOINT, ...NEW_ENDPOINT]);
 
 function initialRow(stride: number, minusOne: number[]): Float64Array {
@@ -424,7 +425,10 @@ export class ConnectionTracker {
     const end = seqDiff(dataStart + seg.payloadLength, ep[sender + E.seqBase]!);
     if (seg.payloadLength > 0 && end <= ep[sender + E.bytesSent]!) ep[sender + E.retransmittedBytes] += seg.payloadLength;
     // Only payload moves it: a bare ACK after our FIN carries seq FIN + 1, which is not a byte sent.
-    if (seg.payloadLength > 0 && end > ep[sender + E.bytesSent]!) ep[sender + E.bytesSent] = end;
+    if (seg.payloadLength > 0 && end > ep[sender + E.bytesSent]!) {
+      ep[sender + E.bytesSent] = end;
+      ep[sender + E.lastDataTime] = time;
+    }
 
     if (flags & TCP_FLAG.ACK) this.onAck(sender, receiver, seg.ack, time, input, frame);
     if (flags & TCP_FLAG.FIN) this.onFin(sender, receiver, (dataStart + seg.payloadLength) >>> 0, time, input, frame);
@@ -500,6 +504,7 @@ export class ConnectionTracker {
     }
     ep[sender + E.finSeen] = 1;
     ep[sender + E.finSeq] = finSeq;
+    ep[receiver + E.bytesSentAtPeerFin] = ep[receiver + E.bytesSent]!;
     ep[sender + E.finTime] = time;
     ep[sender + E.finInput] = input;
     ep[sender + E.finFrame] = frame;
@@ -605,6 +610,8 @@ export class ConnectionTracker {
     endpoint.highestAckFrame = ep[e + E.highestAckFrame]!;
     endpoint.firstTime = ep[e + E.firstTime]!;
     endpoint.lastTime = ep[e + E.lastTime]!;
+    endpoint.lastDataTime = ep[e + E.lastDataTime]!;
+    endpoint.bytesSentAtPeerFin = ep[e + E.bytesSentAtPeerFin]!;
     endpoint.finInferred = false;
     endpoint.finAckInferred = false;
   }

@@ -211,6 +211,9 @@ function checkConsistency(report: Report, problems: string[], inputs = 1): void 
     problems.push(`reset ${summary.reset} + closed ${summary.closed} + open ${summary.openAtEnd} + unanswered ${summary.unanswered} + CLOSE_WAIT ${summary.closeWaitAnyAge} > ${summary.connections} connections`);
   }
   if (summary.closeWaitAnyAge < summary.closeWait) problems.push(`closeWaitAnyAge ${summary.closeWaitAnyAge} < closeWait ${summary.closeWait}`);
+  if (summary.stillSending > summary.openAtEnd || summary.stillSending !== report.stillSending.length) {
+    problems.push(`stillSending ${summary.stillSending} (listed ${report.stillSending.length}) is not a part of openAtEnd ${summary.openAtEnd}`);
+  }
   for (const finding of report.findings) {
     if (!(finding.stuckSeconds >= 0) || !Number.isFinite(finding.stuckSeconds)) problems.push(`finding stuck for ${finding.stuckSeconds} s`);
     for (const ref of [finding.evidence.firstPacket, finding.evidence.peerFin, finding.evidence.peerFinAck, finding.evidence.lastPacket]) {

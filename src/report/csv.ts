@@ -26,6 +26,8 @@ export const CSV_COLUMNS = [
   'peerFinAckFrame',
   'firstFrame',
   'lastFrame',
+  'bytesAfterPeerFin',
+  'lastDataTime',
 ] as const;
 
 /**
@@ -69,6 +71,8 @@ function row(f: Finding, report: Report): (string | number | boolean | null)[] {
     peerFinAckFrame: f.evidence.peerFinAck.frame,
     firstFrame: f.evidence.firstPacket.frame,
     lastFrame: f.evidence.lastPacket.frame,
+    bytesAfterPeerFin: f.bytesAfterPeerFin,
+    lastDataTime: f.lastDataTime,
   };
   return CSV_COLUMNS.map((column) => values[column]);
 }

@@ -102,9 +102,11 @@ export function verdict(report: Report): string {
   if (oneWay) return `No answer: ${oneWay}; capture both directions.`;
   const noTcp = noTcpTraffic(report);
   if (noTcp) return `No TCP traffic: ${noTcp}.`;
+  const sending = stillSendingNote(report);
+  const andSending = sending ? ` ${capitalised(sending)}.` : '';
   if (summary.closeWait === 0) {
-    if (summary.closeWaitAnyAge > 0) return `No connection was stuck for ${duration(summary.minAgeSeconds)} or more; ${plural(summary.closeWaitAnyAge, 'younger one')} (${what}).`;
-    return `No connection was stuck in CLOSE_WAIT (${what}).`;
+    if (summary.closeWaitAnyAge > 0) return `No connection was stuck for ${duration(summary.minAgeSeconds)} or more; ${plural(summary.closeWaitAnyAge, 'younger one')} (${what}).${andSending}`;
+    return `No connection was stuck in CLOSE_WAIT (${what}).${andSending}`;
   }
   const stuck = stuckServers(report);
   const top = stuck[0]!;
@@ -115,7 +117,33 @@ export function verdict(report: Report): string {
   const window = top.leakWindow ? ` between ${clock(top.leakWindow[0])} and ${clock(top.leakWindow[1])}` : '';
   const pace = top.stuckPerMinute !== null ? ` (${rate(top.stuckPerMinute)} per minute)` : '';
   const others = stuck.length > 1 ? `, and ${plural(summary.closeWait - top.closeWait, 'more', 'more')} on ${plural(stuck.length - 1, 'other server')}` : '';
-  return `${plural(top.closeWait, 'connection')} to ${endpoint(top)} got stuck in CLOSE_WAIT${window}${pace}${others}: ${sides}, and they were still open when the capture ended (${what}).`;
+  return `${plural(top.closeWait, 'connection')} to ${endpoint(top)} got stuck in CLOSE_WAIT${window}${pace}${others}: ${sides}, and they were still open when the capture ended (${what}).${andSending}`;
+}
+
+function capitalised(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/**
+ * Connections in CLOSE_WAIT that are not stuck (still sending when the capture ended), said once so
+ * no report counts them as stuck nor leaves them out unexplained; null when there are none.
+ */
+export function stillSendingNote(report: Report): string | null {
+  const sending = report.stillSending;
+  if (sending.length === 0) return null;
+  const servers = [...new Set(sending.map((f) => endpoint(f.server)))];
+  const where = servers.slice(0, 2).join(', ') + (servers.length > 2 ? ` and ${plural(servers.length - 2, 'more server')}` : '');
+  const peers = sending.every((f) => f.stuckSide === 'server') ? 'the client' : sending.every((f) => f.stuckSide === 'client') ? 'the server' : 'the peer';
+  return (
+    `${plural(sending.length, 'connection')} on ${where} ${sending.length === 1 ? 'is' : 'are'} in CLOSE_WAIT but still sending: ` +
+    `${peers} half-closed (shutdown) and is still being answered, the last data less than 5 s before the end; not counted as stuck`
+  );
+}
+
+export const STILL_SENDING_HEADER = ['side', 'server', 'client', 'in CLOSE_WAIT for', 'sent after the FIN', 'last data at'];
+
+export function stillSendingCells(f: Finding): string[] {
+  return [f.stuckSide, endpoint(f.server), endpoint(f.client), duration(f.stuckSeconds), plural(f.bytesAfterPeerFin, 'byte'), f.lastDataTime ? timeOfDay(f.lastDataTime) : '-'];
 }
 
 export function stuckServers(report: Report): ServerSummary[] {

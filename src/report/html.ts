@@ -4,6 +4,7 @@ import {
   DIAGNOSIS_LABEL,
   FINDING_HEADER,
   SERVER_HEADER,
+  STILL_SENDING_HEADER,
   baseName,
   findingCells,
   noTcpTraffic,
@@ -13,6 +14,7 @@ import {
   serverCells,
   serverStory,
   shownServers,
+  stillSendingCells,
   timelineChangeRows,
   timelineSeries,
   title,
@@ -101,6 +103,14 @@ function reportBody(report: Report, top: number, depth = 1): string {
       return cells;
     }), [true, false, false, false, false, true, false, false]));
     if (report.findings.length > shown.length) out.push(`<p class="meta">… ${formatNumber(report.findings.length - shown.length)} more in the JSON or CSV report.</p>`);
+    out.push('</section>');
+  }
+
+  if (report.stillSending.length > 0) {
+    const shown = report.stillSending.slice(0, top);
+    out.push(`<section>${h(2, `Half-closed, still sending <span class="meta">(${shown.length === report.stillSending.length ? `all ${report.stillSending.length}` : `${shown.length} of ${report.stillSending.length}`}; in CLOSE_WAIT, not stuck)</span>`)}`);
+    out.push(htmlTable(STILL_SENDING_HEADER, shown.map(stillSendingCells), [false, false, false, true, true, false]));
+    if (report.stillSending.length > shown.length) out.push(`<p class="meta">… ${formatNumber(report.stillSending.length - shown.length)} more in the JSON report.</p>`);
     out.push('</section>');
   }
 

@@ -4,12 +4,14 @@ import {
   DIAGNOSIS_LABEL,
   FINDING_HEADER,
   SERVER_HEADER,
+  STILL_SENDING_HEADER,
   baseName,
   findingCells,
   problems,
   serverCells,
   serverStory,
   shownServers,
+  stillSendingCells,
   timelineChangeRows,
   timelineSeries,
   title,
@@ -90,6 +92,14 @@ export function renderMarkdown(report: Report, options: MarkdownOptions = {}): s
       });
     }
     if (report.findings.length > shown.length) out.push('', `… ${formatNumber(report.findings.length - shown.length)} more in the JSON or CSV report.`);
+    out.push('');
+  }
+
+  if (report.stillSending.length > 0) {
+    const shown = report.stillSending.slice(0, top);
+    out.push(`## Half-closed, still sending (${shown.length === report.stillSending.length ? `all ${report.stillSending.length}` : `${shown.length} of ${report.stillSending.length}`}; in CLOSE_WAIT, not stuck)`, '');
+    for (const row of table(STILL_SENDING_HEADER, shown.map(stillSendingCells), [false, false, false, true, true, false])) out.push(row);
+    if (report.stillSending.length > shown.length) out.push('', `… ${formatNumber(report.stillSending.length - shown.length)} more in the JSON report.`);
     out.push('');
   }
 

@@ -1,7 +1,22 @@
 import { Chalk } from 'chalk';
 import type { Finding, Report } from '../analyze/model.js';
 import { clock, duration, endpoint, plural, table } from './format.js';
-import { FAMILY_LABEL, SERVER_HEADER, noTcpTraffic, nothingAnalysed, oneDirectionOnly, serverCells, serverStory, shownServers, sparkline, timelineSeries, timeOfDay } from './figures.js';
+import {
+  FAMILY_LABEL,
+  SERVER_HEADER,
+  STILL_SENDING_HEADER,
+  noTcpTraffic,
+  nothingAnalysed,
+  oneDirectionOnly,
+  serverCells,
+  serverStory,
+  shownServers,
+  sparkline,
+  stillSendingCells,
+  stillSendingNote,
+  timelineSeries,
+  timeOfDay,
+} from './figures.js';
 import { formatNumber } from '../numbers.js';
 
 export interface TextOptions {
@@ -36,6 +51,8 @@ export function renderText(report: Report, options: TextOptions): string {
   } else {
     lines.push(c.bold.green('✓ no connection stuck in CLOSE_WAIT') + ` (${what})`);
   }
+  const sending = stillSendingNote(report);
+  if (sending) lines.push(`${c.cyan('~')} ${sending}`);
   if (summary.captureStartTime) {
     lines.push(c.dim(`capture ${clock(summary.captureStartTime)} → ${clock(summary.captureEndTime)} (${duration(summary.durationSeconds)})`));
   }
@@ -82,6 +99,13 @@ export function renderText(report: Report, options: TextOptions): string {
     // Line by line: with --all there can be more lines than push(...lines) takes arguments.
     table(['stuck side', 'family', 'server', 'client', 'stuck for', 'peer FIN at', 'evidence (input:frame)'], rows, visible).forEach((l, i) => lines.push(i === 0 ? c.dim(l) : l));
     if (report.findings.length > shown.length) lines.push(c.dim(`… ${formatNumber(report.findings.length - shown.length)} more (use --all or --top N)`));
+  }
+
+  if (report.stillSending.length > 0) {
+    lines.push('', c.bold('Half-closed, still sending') + c.dim(' (in CLOSE_WAIT, not stuck; longest first)'));
+    const shown = report.stillSending.slice(0, options.top);
+    table(STILL_SENDING_HEADER, shown.map(stillSendingCells), visible).forEach((l, i) => lines.push(i === 0 ? c.dim(l) : l));
+    if (report.stillSending.length > shown.length) lines.push(c.dim(`… ${formatNumber(report.stillSending.length - shown.length)} more (use --all or --top N)`));
   }
 
   const problems = [...report.inputs.filter((i) => i.error).map((i) => `${i.path}: ${i.error}`), ...report.warnings];

@@ -32,6 +32,8 @@ export interface Truth {
   closeWaitNotObservable?: Array<TruthPair & { packets: number; reason: string }>;
   /** rotated sets: file index of each stuck connection's handshake and peer FIN */
   closeWaitFiles?: Array<TruthPair & { synFile: number | null; peerFinFile: number | null }>;
+  /** CLOSE-WAIT sockets whose application was still sending when the capture ended: in use, not stuck */
+  closeWaitStillSending?: TruthPair[];
   /** connections that look half-closed in the capture but are NOT in CLOSE_WAIT (mid-stream) */
   closeWaitLookalikes?: Array<TruthPair & { reason: string }>;
   capture?: {
