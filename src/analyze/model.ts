@@ -235,9 +235,9 @@ export interface Report {
   summary: Summary;
   findings: Finding[];
   /**
-   * In CLOSE_WAIT at the end but not stuck: the side still sent new data after its peer's FIN, the last
-   * less than 5 s before the end. The peer half-closed (shutdown) and is still being answered. Longest
-   * in CLOSE_WAIT first; same fields as a finding.
+   * In CLOSE_WAIT at the end but not stuck: the side still sent new data after its peer's FIN, recently
+   * (see isStillSending). The peer half-closed (shutdown) and is still being answered. Longest in
+   * CLOSE_WAIT first; same fields as a finding.
    */
   stillSending: Finding[];
   servers: ServerSummary[];

@@ -124,10 +124,15 @@ export function inferMissingFinAck(connection: Connection, endTime: number): boo
  */
 export const STILL_SENDING_NANOS = 5e9;
 
-/** The CLOSE_WAIT side sent new data after its peer's FIN, the last less than STILL_SENDING_NANOS before the end. */
+/**
+ * The CLOSE_WAIT side sent new data after its peer's FIN, the last less than STILL_SENDING_NANOS before
+ * the end, or less than twice its own longest pause since the FIN: an application that writes every
+ * 30 s (a heartbeat) is using its socket whether the capture ends 4 or 40 s after its last write.
+ */
 export function isStillSending(connection: Connection, side: 0 | 1, endTime: number): boolean {
   const self = connection.endpoint(side);
-  return self.bytesSent > self.bytesSentAtPeerFin && self.lastDataTime >= 0 && endTime - self.lastDataTime < STILL_SENDING_NANOS;
+  if (self.bytesSent <= self.bytesSentAtPeerFin || self.lastDataTime < 0) return false;
+  return endTime - self.lastDataTime < Math.max(STILL_SENDING_NANOS, 2 * self.maxDataGapAfterPeerFin);
 }
 
 /** Why a close-wait verdict might be wrong, from gaps the capture shows; null when it is solid. */

@@ -864,6 +864,7 @@ class Generator {
   /**
    * At the end of the capture: a stuck side that wrote after its peer's FIN less than
    * STILL_SENDING_NANOS before the end is, as closewait counts it, a half-close still in use: open.
+   * (A stuck side writes at most once after the FIN here, so isStillSending's pace never comes in.)
    */
   private settleStillSending(): void {
     const window = STILL_SENDING_NANOS / 1e3;

@@ -54,6 +54,8 @@ export class Endpoint {
   lastDataTime = -1;
   /** bytesSent when the other side's first FIN came: what this side sent after it is the difference. */
   bytesSentAtPeerFin = 0;
+  /** Longest wait (ns) between two sends of new data, both after the other side's FIN. */
+  maxDataGapAfterPeerFin = 0;
 
   /** A copy that shares nothing with this one. */
   clone(): Endpoint {

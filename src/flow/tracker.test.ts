@@ -474,6 +474,12 @@ describe('a CLOSE_WAIT side still sending', () => {
     expect(live[0]!.a.bytesSent - live[0]!.a.bytesSentAtPeerFin).toBe(2000);
   });
 
+  it('at its own pace: writes every 30 s after the FIN are in use up to twice that after the last', () => {
+    const heartbeats: Step[] = [...halfClosed, ['s', PSH | ACK, 5001, 1012, 10, 1_000], ['s', PSH | ACK, 5011, 1012, 10, 31_000], ['s', PSH | ACK, 5021, 1012, 10, 61_000]];
+    expect(stillSending(heartbeats, 61_000 + 59_999)).toBe(true);
+    expect(stillSending(heartbeats, 61_000 + 60_000)).toBe(false);
+  });
+
   it('data sent before the FIN, or sent again after it, is not sending after the FIN', () => {
     const before: Step[] = [...handshake, ['s', PSH | ACK, 5001, 1001, 1000, 5], ['c', FIN | ACK, 1001, 6001, 0, 10], ['s', ACK, 6001, 1002, 0, 11]];
     expect(stillSending(before, 12)).toBe(false);

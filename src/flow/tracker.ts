@@ -80,7 +80,7 @@ const enum E {
   synAckSeen = 15, synRetransmits = 16, synTime = 17, synInput = 18, synFrame = 19, finTime = 20, finInput = 21,
   finFrame = 22, finRetransmits = 23, finAckTime = 24, finAckInput = 25, finAckFrame = 26, rstTime = 27,
   rstInput = 28, rstFrame = 29, highestAckTime = 30, highestAckInput = 31, highestAckFrame = 32, lastSynTime = 33, lastDataTime = 34,
-  bytesSentAtPeerFin = 35, stride = 36,
+  bytesSentAtPeerFin = 35, maxDataGapAfterPeerFin = 36, stride = 37,
 }
 /** A new connection's columns, copied in whole: most fields start at 0, these at -1. */
 const NEW_CONN = initialRow(C.stride, [C.clientSide, C.lastTime, C.closedTime, C.pendingSynIsn, C.pendingSynTime, C.challengeAck]);
@@ -426,6 +426,7 @@ export class ConnectionTracker {
     if (seg.payloadLength > 0 && end <= ep[sender + E.bytesSent]!) ep[sender + E.retransmittedBytes] += seg.payloadLength;
     // Only payload moves it: a bare ACK after our FIN carries seq FIN + 1, which is not a byte sent.
     if (seg.payloadLength > 0 && end > ep[sender + E.bytesSent]!) {
+      if (ep[receiver + E.finSeen] && ep[sender + E.bytesSent]! > ep[sender + E.bytesSentAtPeerFin]!) this.noteDataGapAfterPeerFin(sender, time);
       ep[sender + E.bytesSent] = end;
       ep[sender + E.lastDataTime] = time;
     }
@@ -443,6 +444,13 @@ export class ConnectionTracker {
       conn[c + C.closedTime] = time;
       this.queueClosed(id);
     }
+  }
+
+  /** New data after earlier new data, both after the peer's FIN: the pace of a half-close in use. */
+  private noteDataGapAfterPeerFin(sender: number, time: number): void {
+    const ep = this.ep;
+    const gap = time - ep[sender + E.lastDataTime]!;
+    if (gap > ep[sender + E.maxDataGapAfterPeerFin]!) ep[sender + E.maxDataGapAfterPeerFin] = gap;
   }
 
   /**
@@ -612,6 +620,7 @@ export class ConnectionTracker {
     endpoint.lastTime = ep[e + E.lastTime]!;
     endpoint.lastDataTime = ep[e + E.lastDataTime]!;
     endpoint.bytesSentAtPeerFin = ep[e + E.bytesSentAtPeerFin]!;
+    endpoint.maxDataGapAfterPeerFin = ep[e + E.maxDataGapAfterPeerFin]!;
     endpoint.finInferred = false;
     endpoint.finAckInferred = false;
   }

@@ -136,7 +136,7 @@ export function stillSendingNote(report: Report): string | null {
   const peers = sending.every((f) => f.stuckSide === 'server') ? 'the client' : sending.every((f) => f.stuckSide === 'client') ? 'the server' : 'the peer';
   return (
     `${plural(sending.length, 'connection')} on ${where} ${sending.length === 1 ? 'is' : 'are'} in CLOSE_WAIT but still sending: ` +
-    `${peers} half-closed (shutdown) and is still being answered, the last data less than 5 s before the end; not counted as stuck`
+    `${peers} half-closed (shutdown) and is still being answered (new data in the last 5 s, or at the side's own pace); not counted as stuck`
   );
 }
 
