@@ -1,5 +1,6 @@
 import { basename } from 'node:path';
 import type { CaptureTime, InputSummary } from '../capture/reader.js';
+import { COMPRESSED_SUFFIX } from '../capture/compression.js';
 
 /** Inputs read as one capture must follow each other in time; these say when they do not. */
 export interface Discontinuity {
@@ -42,8 +43,6 @@ export function checkBoundary(previous: InputSummary, nextFirst: CaptureTime | n
   };
 }
 
-/** A rotated file gzip'd afterwards (by tcpdump -z gzip, logrotate, by hand) keeps its place: NAME3.gz is NAME3. */
-const COMPRESSED_SUFFIX = /\.gz$/i;
 
 /**
  * tcpdump -C names rotated files NAME, NAME1, NAME2, ...: a number missing in the middle of the

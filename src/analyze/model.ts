@@ -174,6 +174,8 @@ export interface InputReport {
   path: string;
   format: 'pcap' | 'pcapng' | null;
   compressed: boolean;
+  /** gzip, xz, zstd, bzip2 or lz4 (told by the first bytes), or null when not compressed. */
+  compression: 'gzip' | 'xz' | 'zstd' | 'bzip2' | 'lz4' | null;
   linkTypes: number[];
   packets: number;
   firstPacketTime: string | null;

@@ -415,6 +415,7 @@ function inputReport(summary: InputSummary): InputReport {
     path: summary.path,
     format: summary.format,
     compressed: summary.compressed,
+    compression: summary.compression,
     linkTypes: summary.linkTypes,
     packets: summary.packets,
     firstPacketTime: stamp(summary.firstPacketTime),

@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { InputSource } from '../capture/reader.js';
-import { isGzipFile } from '../capture/inputs.js';
+import { isCompressedFile } from '../capture/inputs.js';
 import { SCHEMA_VERSION, type Report } from './model.js';
 import { analyze, type AnalyzeOptions, type InputProgress } from './run.js';
 import { VERSION } from '../version.js';
@@ -95,8 +95,8 @@ export async function analyzeSeparately(inputs: readonly (string | InputSource)[
 
 /** Work one worker should have before starting it pays: measured on 2 cores, below. */
 const WORK_PER_JOB_BYTES = 2 ** 30;
-/** A gzip'd byte costs about three plain ones (inflating 1 GiB takes ~3x analysing it). */
-const GZIP_WORK_FACTOR = 3;
+/** A compressed byte costs about three plain ones (inflating 1 GiB of gzip takes ~3x analysing it). */
+const COMPRESSED_WORK_FACTOR = 3;
 
 /**
  * Each worker thread loads the analyzer and warms up its own JIT (~150 ms) while one thread already
@@ -109,7 +109,7 @@ async function defaultJobs(sources: readonly InputSource[]): Promise<number> {
   for (const source of sources) {
     if (source.stream) continue;
     const info = await stat(source.path).catch(() => null);
-    if (info?.isFile()) work += info.size * ((await isGzipFile(source.path)) ? GZIP_WORK_FACTOR : 1);
+    if (info?.isFile()) work += info.size * ((await isCompressedFile(source.path)) ? COMPRESSED_WORK_FACTOR : 1);
   }
   return Math.max(1, Math.min(availableParallelism(), Math.floor(work / WORK_PER_JOB_BYTES)));
 }

@@ -24,3 +24,18 @@ export class InputError extends Error {
     super(`${path}: ${what}`);
   }
 }
+
+/**
+ * A decompressing command (xz, zstd, ...) could not be started (`what` says what to install), or
+ * failed (`what` is the first line it wrote to stderr).
+ */
+export class DecompressorError extends Error {
+  override readonly name = 'DecompressorError' as const;
+  constructor(
+    readonly command: string,
+    readonly what: string,
+    readonly started: boolean,
+  ) {
+    super(started ? `${command}: ${what}` : what);
+  }
+}

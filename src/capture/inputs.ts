@@ -1,6 +1,7 @@
 import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { looksLikeCapture } from './reader.js';
+import { COMPRESSION_MAGIC_BYTES, compressionOf } from './compression.js';
 
 /** Most files one directory argument may expand to: a guard against pointing at `/`. */
 const MAX_FILES_PER_DIRECTORY = 100_000;
@@ -17,7 +18,7 @@ const GLOB_CHARS = /[*?[]/;
 
 /**
  * Turns arguments into capture files: files as given, directories recursed (keeping only files whose
- * first bytes are a capture, plain or gzip'd, whatever their names), '-' for stdin, and patterns
+ * first bytes are a capture, plain or compressed, whatever their names), '-' for stdin, and patterns
  * (`*`, `?`, `[...]`, `**`) expanded here: a quoted pattern gets past the shell's limit on the length of
  * a command line, which a rotated archive of thousands of files reaches.
  */
@@ -161,14 +162,14 @@ async function walk(dir: string, result: ExpandedInputs, seen: { count: number }
 }
 
 async function startsLikeCapture(path: string): Promise<boolean> {
-  const head = await fileHead(path, 4);
+  const head = await fileHead(path, COMPRESSION_MAGIC_BYTES);
   return head !== null && looksLikeCapture(head);
 }
 
-/** True when the file starts with gzip's magic number. */
-export async function isGzipFile(path: string): Promise<boolean> {
-  const head = await fileHead(path, 2);
-  return head !== null && head.length === 2 && head[0] === 0x1f && head[1] === 0x8b;
+/** True when the file starts with the magic number of a compression closewait reads (gzip, xz, ...). */
+export async function isCompressedFile(path: string): Promise<boolean> {
+  const head = await fileHead(path, COMPRESSION_MAGIC_BYTES);
+  return head !== null && compressionOf(head) !== null;
 }
 
 /** The first `bytes` bytes of a file (fewer when it is shorter), or null when it cannot be read. */

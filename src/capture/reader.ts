@@ -3,7 +3,10 @@ import { createReadStream, open as openFd } from 'node:fs';
 import { createGunzip, type Gunzip } from 'node:zlib';
 import { InflateBufferPool } from './inflate-pool.js';
 import type { Readable } from 'node:stream';
-import { CaptureFormatError, InputError } from './errors.js';
+import { CaptureFormatError, DecompressorError, InputError } from './errors.js';
+import { COMPRESSION_MAGIC_BYTES, compressionOf, type Compression, type CompressionName } from './compression.js';
+import { decompressedByCommand } from './external.js';
+import { onceDrained } from './drain.js';
 import { PcapParser, isPcapMagic } from './pcap.js';
 import { PcapngParser, PCAPNG_SHB_MAGIC } from './pcapng.js';
 import type { CaptureParser, CaptureRecord, RecordSink } from './record.js';
@@ -25,6 +28,8 @@ export interface InputSummary {
   path: string;
   format: 'pcap' | 'pcapng' | null;
   compressed: boolean;
+  /** How it was compressed (told by its first bytes), or null. */
+  compression: CompressionName | null;
   linkTypes: number[];
   packets: number;
   bytes: number;
@@ -49,8 +54,6 @@ export interface ReadOptions {
   chunkBytes?: number;
 }
 
-const GZIP_MAGIC_0 = 0x1f;
-const GZIP_MAGIC_1 = 0x8b;
 /** Bytes needed to tell pcap from pcapng (and a byte order from another). */
 const MAGIC_BYTES = 4;
 const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
@@ -68,9 +71,9 @@ const GZIP_INFLATE_BYTES = 1024 * 1024;
 /** Plain files are read ahead into two buffers of this size: together what one 4 MiB buffer took, and as fast. */
 const FILE_CHUNK_BYTES = 2 * 1024 * 1024;
 
-/** True when the first bytes are a capture format we read, plain or gzip'd. */
+/** True when the first bytes are a capture format we read, plain or compressed (see compression.ts). */
 export function looksLikeCapture(head: Buffer): boolean {
-  if (head.length >= 2 && head[0] === GZIP_MAGIC_0 && head[1] === GZIP_MAGIC_1) return true;
+  if (compressionOf(head)) return true;
   if (head.length < 4) return false;
   const magic = head.readUInt32LE(0);
   return magic === PCAPNG_SHB_MAGIC || isPcapMagic(magic);
@@ -82,7 +85,7 @@ export function looksLikeCapture(head: Buffer): boolean {
  */
 export async function readCapture(source: InputSource, sink: RecordSink, options: ReadOptions = {}): Promise<InputSummary> {
   const summary: InputSummary = {
-    path: source.path, format: null, compressed: false, linkTypes: [], packets: 0, bytes: 0,
+    path: source.path, format: null, compressed: false, compression: null, linkTypes: [], packets: 0, bytes: 0,
     firstPacketTime: null, lastPacketTime: null, fractionDigits: 6, truncated: false, warnings: [], error: null,
   };
   let parser: CaptureParser | null = null;
@@ -141,6 +144,11 @@ export async function readCapture(source: InputSource, sink: RecordSink, options
       else markCut(summary, error.message, parser?.bytesConsumed ?? error.byteOffset);
     } else if (error instanceof InputError) {
       summary.error = error.message.slice(source.path.length + 2);
+    } else if (error instanceof DecompressorError) {
+      const damaged = `${summary.compression} stream ends early or is damaged (${error.command}: ${error.what})`;
+      if (!error.started) summary.error = error.message;
+      else if (summary.packets === 0) summary.error = `${damaged}; no packet before it`;
+      else markCut(summary, damaged, parser?.bytesConsumed ?? 0);
     } else if (isGzipDamage(error)) {
       summary.compressed = true;
       if (summary.packets === 0) summary.error = `gzip data is damaged: ${(error as Error).message}`;
@@ -190,7 +198,7 @@ interface InputState {
   bytesRead: number;
 }
 
-/** Yields the input's bytes, gunzipped when the first two bytes say gzip. */
+/** Yields the input's bytes, decompressed when its first bytes say how it was compressed. */
 async function* decompressedChunks(source: InputSource, summary: InputSummary, options: ReadOptions, input: InputState): AsyncGenerator<Buffer> {
   if (source.stream) {
     yield* streamChunks(source.stream, summary, options, input);
@@ -207,12 +215,16 @@ async function* decompressedChunks(source: InputSource, summary: InputSummary, o
     yield* streamChunks(stream, summary, options, input);
     return;
   }
-  const head = await readHead(source.path);
-  if (head.length >= 2 && head[0] === GZIP_MAGIC_0 && head[1] === GZIP_MAGIC_1) {
-    yield* gzipFileChunks(source.path, summary, options, input);
-    return;
+  const compression = compressionOf(await readHead(source.path));
+  if (compression) markCompressed(summary, compression);
+  if (compression?.name === 'gzip') {
+    yield* gzipFileChunks(source.path, options, input);
+  } else if (compression) {
+    const file = createReadStream(source.path, { highWaterMark: options.chunkBytes ?? GZIP_READ_BYTES });
+    yield* commandChunks(compression, file, input);
+  } else {
+    yield* fileChunks(source.path, options, input);
   }
-  yield* fileChunks(source.path, options, input);
 }
 
 /**
@@ -229,8 +241,8 @@ async function openFifo(path: string): Promise<Readable> {
 async function readHead(path: string): Promise<Buffer> {
   const handle = await open(path, 'r');
   try {
-    const head = Buffer.alloc(2);
-    const { bytesRead } = await handle.read(head, 0, 2, 0);
+    const head = Buffer.alloc(COMPRESSION_MAGIC_BYTES);
+    const { bytesRead } = await handle.read(head, 0, COMPRESSION_MAGIC_BYTES, 0);
     return head.subarray(0, bytesRead);
   } finally {
     await handle.close();
@@ -278,8 +290,7 @@ async function* fileChunks(path: string, options: ReadOptions, input: InputState
  * and handed to gunzip, each buffer free again once gunzip has consumed it. Reusing them, rather than a
  * read stream's new buffer per read, leaves less garbage for the collector and less work for this thread.
  */
-async function* gzipFileChunks(path: string, summary: InputSummary, options: ReadOptions, input: InputState): AsyncGenerator<Buffer> {
-  summary.compressed = true;
+async function* gzipFileChunks(path: string, options: ReadOptions, input: InputState): AsyncGenerator<Buffer> {
   const readBytes = options.chunkBytes ?? GZIP_READ_BYTES;
   const handle = await open(path, 'r');
   const gunzip = createGunzip({ chunkSize: GZIP_INFLATE_BYTES });
@@ -332,6 +343,25 @@ async function* gzipFileChunks(path: string, summary: InputSummary, options: Rea
   }
 }
 
+/** The input through its compression's command (compressed bytes counted as they are handed over). */
+async function* commandChunks(compression: Compression, compressed: AsyncIterable<Buffer>, input: InputState): AsyncGenerator<Buffer> {
+  let fed = 0;
+  for await (const chunk of decompressedByCommand(compression, compressed, (bytes) => (fed += bytes))) {
+    input.bytesRead = fed;
+    yield chunk;
+  }
+}
+
+function markCompressed(summary: InputSummary, compression: Compression): void {
+  summary.compressed = true;
+  summary.compression = compression.name;
+}
+
+async function* prepend(first: Buffer, rest: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  yield first;
+  yield* rest;
+}
+
 /**
  * Ctrl-C in a shell reaches every process of the pipeline: tcpdump, on its way out, writes the packets it
  * still buffers (all of them, at a few packets a second) and closes the pipe. So an interrupted pipe is
@@ -358,8 +388,8 @@ async function* streamChunks(stream: Readable, summary: InputSummary, options: R
 async function* pipeChunks(stream: Readable, summary: InputSummary, input: InputState): AsyncGenerator<Buffer> {
   const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   let first: Buffer = Buffer.alloc(0);
-  // The gzip magic is two bytes: a first chunk of one byte must not hide it.
-  while (first.length < 2) {
+  // A magic number is up to six bytes: a short first chunk must not hide it.
+  while (first.length < COMPRESSION_MAGIC_BYTES) {
     const next = await iterator.next();
     if (next.done) break;
     first = first.length === 0 ? next.value : Buffer.concat([first, next.value]);
@@ -367,8 +397,13 @@ async function* pipeChunks(stream: Readable, summary: InputSummary, input: Input
   if (first.length === 0) return;
   const rest: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => iterator };
   let compressedBytes = first.length;
-  if (first.length >= 2 && first[0] === GZIP_MAGIC_0 && first[1] === GZIP_MAGIC_1) {
-    summary.compressed = true;
+  const compression = compressionOf(first);
+  if (compression) markCompressed(summary, compression);
+  if (compression && compression.name !== 'gzip') {
+    yield* commandChunks(compression, prepend(first, rest), input);
+    return;
+  }
+  if (compression) {
     const gunzip = createGunzip({ chunkSize: GZIP_INFLATE_BYTES });
     void pump(first, rest, gunzip, (bytes) => {
       compressedBytes += bytes;
@@ -415,17 +450,6 @@ async function pump(head: Buffer, rest: AsyncIterable<Buffer>, gunzip: Gunzip, o
   }
 }
 
-function onceDrained(stream: NodeJS.WritableStream & { destroyed: boolean }): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.removeListener('drain', done);
-      stream.removeListener('close', done);
-      resolve();
-    };
-    stream.on('drain', done);
-    stream.on('close', done);
-  });
-}
 
 function isGzipDamage(error: unknown): boolean {
   const code = (error as { code?: string } | null)?.code;

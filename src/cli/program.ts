@@ -76,7 +76,7 @@ export async function runProgram(argv: readonly string[], io: ProgramIo): Promis
   program
     .command('analyze')
     .description('Report connections where the peer sent FIN, it was ACKed, and the other side never closed.')
-    .argument('<inputs...>', "capture files (.pcap, .pcapng, .cap, any .gz), directories (recursed), or '-' for stdin")
+    .argument('<inputs...>', "capture files (pcap or pcapng; gzip'd, or xz, zstd, bzip2, lz4 through those commands), directories (recursed), or '-' for stdin")
     .option('-p, --port <ports>', 'server port(s), comma-separated: analyse only these, and use them to tell server from client', parsePorts)
     .addOption(new Option('-f, --format <format>', 'output format (default: from --output extension, else text)').choices(FORMATS))
     .option('--min-age <duration>', 'only connections stuck at least this long at capture end (30s, 5m, 1h)', parseAge, 0)

@@ -117,7 +117,7 @@ function reportBody(report: Report, top: number, depth = 1): string {
   out.push(`<section>${h(2, 'Inputs')}`);
   out.push(htmlTable(['file', 'format', 'packets', 'first packet', 'last packet', 'state'], report.inputs.map((i) => [
     baseName(i.path),
-    i.format ? `${i.format}${i.compressed ? ' (gzip)' : ''}` : '-',
+    i.format ? `${i.format}${i.compression ? ` (${i.compression})` : ''}` : '-',
     formatNumber(i.packets),
     i.firstPacketTime ? clock(i.firstPacketTime) : '-',
     i.lastPacketTime ? clock(i.lastPacketTime) : '-',

@@ -106,7 +106,7 @@ export function renderMarkdown(report: Report, options: MarkdownOptions = {}): s
   out.push('## Inputs', '');
   const inputRows = table(['file', 'format', 'packets', 'first packet', 'last packet', 'state'], report.inputs.map((i) => [
     baseName(i.path),
-    i.format ? `${i.format}${i.compressed ? ' (gzip)' : ''}` : '-',
+    i.format ? `${i.format}${i.compression ? ` (${i.compression})` : ''}` : '-',
     formatNumber(i.packets),
     i.firstPacketTime ? clock(i.firstPacketTime) : '-',
     i.lastPacketTime ? clock(i.lastPacketTime) : '-',
