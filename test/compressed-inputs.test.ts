@@ -125,6 +125,22 @@ describe('compressed inputs', () => {
     );
   });
 
+  it('the command missing: no input is left open, however many there are', async () => {
+    const path = written('incident-fd.pcap.xz', compress(CODECS[0], incident));
+    const openFiles = () => readdirSync('/proc/self/fd').length;
+    const path0 = process.env.PATH;
+    process.env.PATH = join(scratch, 'no-such-bin');
+    try {
+      await analyze([path]);
+      const before = openFiles();
+      const report = await analyze(Array.from({ length: 40 }, () => path));
+      expect(report.inputs.every((input) => /the xz command is not installed/.test(input.error ?? ''))).toBe(true);
+      expect(openFiles()).toBeLessThanOrEqual(before + 2);
+    } finally {
+      process.env.PATH = path0;
+    }
+  });
+
   it('something else compressed: the usual "not a capture" line', async () => {
     const report = await analyze([written('notes.txt.xz', compress(CODECS[0], Buffer.from('hello, not a capture\n'.repeat(100))))]);
     expect(report.inputs[0]!.error).toBe('not a pcap or pcapng capture: starts with bytes 68 65 6c 6c (at byte 0)');

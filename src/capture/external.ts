@@ -13,7 +13,8 @@ const STDERR_KEPT = 4096;
  * memory stays a few pipe buffers whatever the size. `onFed` counts the compressed bytes handed over
  * (the progress bar's position). The child is ended, by its PID, when the reader stops early (a
  * capture that ends in damage, Ctrl-C, a peek at the first packet). A missing command, or one that
- * fails, is a DecompressorError saying what to install or what went wrong.
+ * fails, is a DecompressorError saying what to install or what went wrong. `compressed` is not read at
+ * all then: a lazy source (a generator that opens its file when first read) holds no descriptor.
  */
 export async function* decompressedByCommand(compression: Compression, compressed: AsyncIterable<Buffer>, onFed: (bytes: number) => void): AsyncGenerator<Buffer> {
   const child = spawn(compression.command, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });

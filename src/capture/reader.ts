@@ -220,8 +220,7 @@ async function* decompressedChunks(source: InputSource, summary: InputSummary, o
   if (compression?.name === 'gzip') {
     yield* gzipFileChunks(source.path, options, input);
   } else if (compression) {
-    const file = createReadStream(source.path, { highWaterMark: options.chunkBytes ?? GZIP_READ_BYTES });
-    yield* commandChunks(compression, file, input);
+    yield* commandChunks(compression, fileBytes(source.path, options.chunkBytes ?? GZIP_READ_BYTES), input);
   } else {
     yield* fileChunks(source.path, options, input);
   }
@@ -355,6 +354,16 @@ async function* commandChunks(compression: Compression, compressed: AsyncIterabl
 function markCompressed(summary: InputSummary, compression: Compression): void {
   summary.compressed = true;
   summary.compression = compression.name;
+}
+
+/** A file's bytes, opened only when first read (a command that cannot start never reads them). */
+async function* fileBytes(path: string, chunkBytes: number): AsyncGenerator<Buffer> {
+  const stream = createReadStream(path, { highWaterMark: chunkBytes });
+  try {
+    yield* stream as AsyncIterable<Buffer>;
+  } finally {
+    stream.destroy();
+  }
 }
 
 async function* prepend(first: Buffer, rest: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
