@@ -120,9 +120,14 @@ describe('compressed inputs', () => {
     mkdirSync(emptyBin);
     const run = spawnSync(process.execPath, [CLI, 'analyze', path], { encoding: 'utf8', env: { PATH: emptyBin } });
     expect(run.status).toBe(2);
-    expect(run.stderr.trim()).toBe(
-      `closewait: ${path}: xz-compressed: the xz command is not installed (apt-get install xz-utils); or decompress it first: xz -dc FILE | closewait analyze -`,
-    );
+    const why = 'xz-compressed: the xz command is not installed (apt-get install xz-utils); or decompress it first: xz -dc FILE | closewait analyze -';
+    expect(run.stderr.trim()).toBe(`closewait: ${path}: ${why}`);
+    // A directory of them: said once for all but the first two.
+    const dir = join(scratch, 'all-xz');
+    mkdirSync(dir);
+    for (let i = 1; i <= 6; i++) writeFileSync(join(dir, `dump${i}.xz`), readFileSync(path));
+    const many = spawnSync(process.execPath, [CLI, 'analyze', dir], { encoding: 'utf8', env: { PATH: emptyBin } });
+    expect(many.stderr.trim().split('\n')).toEqual([`closewait: ${join(dir, 'dump1.xz')}: ${why}`, `closewait: ${join(dir, 'dump2.xz')}: ${why}`, `closewait: and 4 more inputs: ${why}`]);
   });
 
   it('the command missing: no input is left open, however many there are', async () => {

@@ -5,6 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import { analyze, DEFAULT_MAX_CONNECTIONS } from '../analyze/run.js';
 import type { Report } from '../analyze/model.js';
 import { expandInputs } from '../capture/inputs.js';
+import { inputErrorLines } from '../report/format.js';
 import { VERSION } from '../version.js';
 import { parseDuration } from './duration.js';
 import { ProgressLine } from './progress.js';
@@ -140,7 +141,7 @@ async function analyzeCommand(args: string[], flags: AnalyzeFlags, io: ProgramIo
     });
     progress?.finish();
     const inputs = archive.reports.flatMap((r) => r.inputs);
-    for (const input of inputs.filter((i) => i.error)) io.stderr.write(`closewait: ${input.path}: ${input.error}\n`);
+    for (const line of inputErrorLines(inputs)) io.stderr.write(`closewait: ${line}\n`);
     if (!flags.quiet) for (const warning of [...archive.reports.flatMap((r) => r.warnings), ...archive.warnings]) io.stderr.write(`closewait: warning: ${warning}\n`);
     if (inputs.every((i) => i.error)) return EXIT.usage;
     if (!(await emit(await renderArchive(archive, format, renderOptions), flags, io))) return EXIT.usage;
@@ -150,7 +151,7 @@ async function analyzeCommand(args: string[], flags: AnalyzeFlags, io: ProgramIo
   progress?.finish();
 
   const unreadable = report.inputs.filter((i) => i.error);
-  for (const input of unreadable) io.stderr.write(`closewait: ${input.path}: ${input.error}\n`);
+  for (const line of inputErrorLines(unreadable)) io.stderr.write(`closewait: ${line}\n`);
   // A text report on the terminal shows its warnings itself; anywhere else stderr must carry them.
   const reportShowsWarnings = format === 'text' && !flags.output && io.stdout.isTTY === true;
   if (!flags.quiet && !reportShowsWarnings) for (const warning of report.warnings) io.stderr.write(`closewait: warning: ${warning}\n`);

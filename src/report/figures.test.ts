@@ -6,6 +6,7 @@ import { analyze } from '../analyze/run.js';
 import type { Report } from '../analyze/model.js';
 import { nothingAnalysed, oneDirectionOnly, title, verdict } from './figures.js';
 import { renderText } from './text.js';
+import { inputErrorLines } from './format.js';
 
 const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures');
 
@@ -163,5 +164,25 @@ describe('a --port that matches nothing', () => {
     expect(title(report)).toBe('Nothing analysed: no packet on the given --port');
     // A --port that matches: the usual report.
     expect(nothingAnalysed(await analyze([join(FIXTURES, 'two-services.pcap')], { ports: [8080] }))).toBeNull();
+  });
+});
+
+describe('unreadable inputs in the warnings', () => {
+  it('each is named, but an error many share is said once for all but the first two', () => {
+    const inputs = [
+      ...['a.xz', 'b.xz', 'c.xz', 'd.xz'].map((path) => ({ path, error: 'xz missing' })),
+      { path: 'e.pcap', error: 'no such file' },
+      { path: 'f.pcap', error: null },
+      ...['g.log.gz', 'h.log.gz', 'i.log.gz'].map((path) => ({ path, error: 'not a capture' })),
+    ];
+    expect(inputErrorLines(inputs)).toEqual([
+      'a.xz: xz missing',
+      'b.xz: xz missing',
+      'and 2 more inputs: xz missing',
+      'e.pcap: no such file',
+      'g.log.gz: not a capture',
+      'h.log.gz: not a capture',
+      'i.log.gz: not a capture',
+    ]);
   });
 });

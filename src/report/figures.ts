@@ -4,7 +4,7 @@
  */
 import type { DiagnosisItem, Finding, FindingFamily, Report, ServerSummary } from '../analyze/model.js';
 import { timelineByServer } from '../analyze/timeline.js';
-import { clock, duration, endpoint, plural } from './format.js';
+import { clock, duration, endpoint, inputErrorLines, plural } from './format.js';
 import { formatNumber } from '../numbers.js';
 
 export const FAMILY_LABEL: Record<FindingFamily, string> = {
@@ -258,5 +258,5 @@ export function sparkline(counts: readonly number[]): string {
 
 /** Every problem with the inputs, then the analysis warnings. */
 export function problems(report: Report): string[] {
-  return [...report.inputs.filter((i) => i.error).map((i) => `${i.path}: ${i.error}`), ...report.warnings];
+  return [...inputErrorLines(report.inputs), ...report.warnings];
 }

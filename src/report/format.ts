@@ -37,3 +37,27 @@ export function clock(rfc3339: string | null): string {
   if (!rfc3339) return '-';
   return rfc3339.replace('T', ' ').replace('Z', ' UTC');
 }
+
+/** Inputs named one by one with the same error, at most; past that, the first two and a count. */
+const SAME_ERROR_LISTED = 3;
+
+/**
+ * "path: error" for each unreadable input, but an error many inputs share (a missing xz in a directory
+ * of .xz files, a directory of other compressed logs) is said once for all but the first two.
+ */
+export function inputErrorLines(inputs: readonly { path: string; error: string | null }[]): string[] {
+  const pathsByError = new Map<string, string[]>();
+  for (const input of inputs) {
+    if (!input.error) continue;
+    const paths = pathsByError.get(input.error) ?? [];
+    paths.push(input.path);
+    pathsByError.set(input.error, paths);
+  }
+  const lines: string[] = [];
+  for (const [error, paths] of pathsByError) {
+    const listed = paths.length > SAME_ERROR_LISTED ? paths.slice(0, 2) : paths;
+    for (const path of listed) lines.push(`${path}: ${error}`);
+    if (listed.length < paths.length) lines.push(`and ${plural(paths.length - listed.length, 'more input')}: ${error}`);
+  }
+  return lines;
+}

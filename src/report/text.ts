@@ -8,6 +8,7 @@ import {
   noTcpTraffic,
   nothingAnalysed,
   oneDirectionOnly,
+  problems as allProblems,
   serverCells,
   serverStory,
   shownServers,
@@ -108,7 +109,7 @@ export function renderText(report: Report, options: TextOptions): string {
     if (report.stillSending.length > shown.length) lines.push(c.dim(`… ${formatNumber(report.stillSending.length - shown.length)} more (use --all or --top N)`));
   }
 
-  const problems = [...report.inputs.filter((i) => i.error).map((i) => `${i.path}: ${i.error}`), ...report.warnings];
+  const problems = allProblems(report);
   if (problems.length > 0) {
     lines.push('', c.bold.yellow('Warnings'));
     for (const p of problems) lines.push(c.yellow(`! ${p}`));
