@@ -178,6 +178,8 @@ async function bulk(target, n) {
  *                  sends its request and shuts down its side), then forget it: never close
  *   'stream-after-fin'  the same, but answer with a stream: 1 KiB every 100 ms until the process
  *                  exits (at most STREAM_LIMIT_MS), never closing: a half-close in use
+ *   'flood-after-fin'  the same, but answer with 4 MiB at once: a peer that stops reading closes its
+ *                  receive window, and the rest waits in the send queue
  */
 function serve({ host, port, decide, name = `${host}:${port}` }) {
   const srv = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
@@ -203,7 +205,7 @@ const STREAM_LIMIT_MS = 60_000;
 function behave(sock, mode) {
   const slowCloseMs = typeof mode === 'object' && mode ? mode.slowCloseMs : 0;
   const closeFirst = mode === 'close-first';
-  const afterFin = mode === 'answer-after-fin' || mode === 'stream-after-fin';
+  const afterFin = mode === 'answer-after-fin' || mode === 'stream-after-fin' || mode === 'flood-after-fin';
   let buf = '';
   sock.on('data', (d) => {
     if (afterFin) return;
@@ -222,6 +224,7 @@ function behave(sock, mode) {
     if (sock.writableEnded) return;
     if (mode === 'answer-after-fin') return void sock.write(`RESP after-fin\n${'x'.repeat(4000)}\n`);
     if (mode === 'stream-after-fin') return void streamUntilExit(sock);
+    if (mode === 'flood-after-fin') return void sock.write(Buffer.alloc(4 * 1024 * 1024, 0x66));
     if (slowCloseMs) setTimeout(() => { if (!sock.writableEnded) sock.end(); }, slowCloseMs);
     else sock.end();
   });
@@ -704,27 +707,30 @@ scenarios['half-close-sending'] = () => {
   const pairs = { stillSending: [] };
   return {
     description: 'Clients half-close (send a request, then shutdown their side) to 127.0.0.1:20880: from 127.0.0.3 the server answers with a '
-      + 'stream that is still flowing when the capture ends (CLOSE_WAIT in use, not stuck); from 127.0.0.4 it answers once after the FIN '
-      + 'and then never closes (stuck, silent for 6 s at the end). Probes from 127.0.0.2 are forgotten (stuck), requests from 127.0.0.5 '
-      + 'close normally.',
+      + 'stream that is still flowing when the capture ends (CLOSE_WAIT in use, not stuck); from 127.0.0.6 it answers with 4 MiB that the '
+      + 'clients never read (their receive window closes: CLOSE_WAIT with a full send queue, not stuck); from 127.0.0.4 it answers once after '
+      + 'the FIN and then never closes (stuck, silent for 6 s at the end). Probes from 127.0.0.2 are forgotten (stuck), requests from '
+      + '127.0.0.5 close normally.',
     servicePorts: [20880],
-    notes: 'ss lists the 127.0.0.3 connections as CLOSE-WAIT: they are in truth.closeWaitStillSending, not stuck.',
+    notes: 'ss lists the 127.0.0.3 and 127.0.0.6 connections as CLOSE-WAIT: they are in truth.closeWaitStillSending, not stuck.',
     async setup() {
-      const byClient = { '127.0.0.2': 'leak', '127.0.0.3': 'stream-after-fin', '127.0.0.4': 'answer-after-fin' };
+      const byClient = { '127.0.0.2': 'leak', '127.0.0.3': 'stream-after-fin', '127.0.0.4': 'answer-after-fin', '127.0.0.6': 'flood-after-fin' };
       await serve({ host: '127.0.0.1', port: 20880, decide: (s) => byClient[s.remoteAddress] ?? 'normal' });
     },
     async run() {
       const T = (n) => ({ host: '127.0.0.1', port: 20880, localAddress: `127.0.0.${n}` });
-      const halfClose = async (n, id) => {
+      const halfClose = async (n, id, { read = true } = {}) => {
         const s = await dial({ ...T(n), allowHalfOpen: true });
         s.write(`REQ ${id}\n`);
         s.end();
-        s.resume();
+        if (read) s.resume();
         return s;
       };
+      const inUse = (s) => pairs.stillSending.push({ stuck: '127.0.0.1:20880', peer: `${s.localAddress}:${s.localPort}` });
       const tasks = [];
       for (let i = 0; i < 3; i++) {
-        tasks.push(halfClose(3, `stream${i}`).then((s) => pairs.stillSending.push({ stuck: '127.0.0.1:20880', peer: `127.0.0.3:${s.localPort}` })));
+        tasks.push(halfClose(3, `stream${i}`).then(inUse));
+        if (i < 2) tasks.push(halfClose(6, `flood${i}`, { read: false }).then(inUse));
         tasks.push(halfClose(4, `answer${i}`));
         tasks.push(probe(T(2), { holdMs: 200 }));
         tasks.push(request(T(5), { id: `n${i}` }));
@@ -732,7 +738,7 @@ scenarios['half-close-sending'] = () => {
       }
       await allOk(tasks);
       await sleep(6500);
-      return { expectCloseWait: 9, stillSending: pairs.stillSending };
+      return { expectCloseWait: 11, stillSending: pairs.stillSending };
     },
   };
 };

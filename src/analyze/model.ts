@@ -58,6 +58,8 @@ export interface Finding {
   bytesAfterPeerFin: number;
   /** When the stuck side last sent new payload, or null when it sent none. */
   lastDataTime: string | null;
+  /** The peer's latest packet closed its receive window (0): it stopped reading, and the stuck side cannot send. */
+  peerWindowClosed: boolean;
   family: FindingFamily;
   evidence: {
     firstPacket: FrameEvidence;
@@ -238,8 +240,9 @@ export interface Report {
   findings: Finding[];
   /**
    * In CLOSE_WAIT at the end but not stuck: the side still sent new data after its peer's FIN, recently
-   * (see isStillSending). The peer half-closed (shutdown) and is still being answered. Longest in
-   * CLOSE_WAIT first; same fields as a finding.
+   * (see isStillSending), or cannot send because the peer closed its receive window (peerWindowClosed).
+   * The peer half-closed (shutdown) and is still being answered. Longest in CLOSE_WAIT first; same
+   * fields as a finding.
    */
   stillSending: Finding[];
   servers: ServerSummary[];

@@ -7,7 +7,7 @@ import { Connection } from '../flow/connection.js';
 import { ConnectionTracker, UNANSWERED_GIVE_UP_NANOS, type ReleaseReason } from '../flow/tracker.js';
 import { EndpointIndex } from '../flow/endpoints.js';
 import { SCHEMA_VERSION, type EndpointRef, type Finding, type InputReport, type Report, type ServerSummary, type SkippedCounts } from './model.js';
-import { closeWaitSide, endpointState, inferMissingFin, inferMissingFinAck, isStillSending, uncertainty } from './verdict.js';
+import { closeWaitSide, endpointState, inferMissingFin, inferMissingFinAck, isBlockedByPeerWindow, isStillSending, uncertainty } from './verdict.js';
 import { TimeBase } from './time.js';
 import { checkBoundary, missingRotations, type Discontinuity } from './continuity.js';
 import { VERSION } from '../version.js';
@@ -311,6 +311,7 @@ function describeFinding(connection: Connection, stuck: 0 | 1, time: TimeBase, e
     reconnectAttempts: connection.synsIntoOpen,
     bytesAfterPeerFin: Math.max(0, self.bytesSent - self.bytesSentAtPeerFin),
     lastDataTime: self.lastDataTime >= 0 ? time.format(self.lastDataTime) : null,
+    peerWindowClosed: isBlockedByPeerWindow(connection, stuck),
     family: findingFamily(connection, stuck === serverSide ? 'server' : 'client'),
     // Copies: the connection is one instance, refilled for the next.
     evidence: {

@@ -131,8 +131,18 @@ export const STILL_SENDING_NANOS = 5e9;
  */
 export function isStillSending(connection: Connection, side: 0 | 1, endTime: number): boolean {
   const self = connection.endpoint(side);
+  if (isBlockedByPeerWindow(connection, side)) return true;
   if (self.bytesSent <= self.bytesSentAtPeerFin || self.lastDataTime < 0) return false;
   return endTime - self.lastDataTime < Math.max(STILL_SENDING_NANOS, 2 * self.maxDataGapAfterPeerFin);
+}
+
+/**
+ * The peer's latest packet closed its receive window: it half-closed and then stopped reading, so this
+ * side cannot send what its application wrote, nor a FIN queued behind it (an application that did
+ * close() shows LAST-ACK in `ss`, with the same packets on the wire). Silent for that, not forgotten.
+ */
+export function isBlockedByPeerWindow(connection: Connection, side: 0 | 1): boolean {
+  return connection.endpoint(side === 0 ? 1 : 0).lastWindow === 0;
 }
 
 /** Why a close-wait verdict might be wrong, from gaps the capture shows; null when it is solid. */

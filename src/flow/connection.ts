@@ -56,6 +56,8 @@ export class Endpoint {
   bytesSentAtPeerFin = 0;
   /** Longest wait (ns) between two sends of new data, both after the other side's FIN. */
   maxDataGapAfterPeerFin = 0;
+  /** The receive window in this side's latest packet (unscaled: only 0 means anything here), or -1. */
+  lastWindow = -1;
 
   /** A copy that shares nothing with this one. */
   clone(): Endpoint {

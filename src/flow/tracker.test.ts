@@ -9,7 +9,7 @@ const SERVER = { ip: 0x7f000001, port: 20880 };
 const { SYN, ACK, FIN, RST, PSH } = TCP_FLAG;
 
 /** One packet of a scripted exchange: who sends, flags, seq, ack, payload bytes, time in ms. */
-type Step = [from: 'c' | 's', flags: number, seq: number, ack: number, length?: number, atMs?: number, clientPort?: number];
+type Step = [from: 'c' | 's', flags: number, seq: number, ack: number, length?: number, atMs?: number, clientPort?: number, window?: number];
 
 function run(steps: Step[], options: { ports?: number[]; clientPort?: number } = {}) {
   const released: [Connection, ReleaseReason][] = [];
@@ -22,7 +22,7 @@ function run(steps: Step[], options: { ports?: number[]; clientPort?: number } =
   });
   const seg = newTcpSegment();
   const clientPort = options.clientPort ?? CLIENT.port;
-  steps.forEach(([from, flags, seq, ack, length = 0, atMs, port = clientPort], index) => {
+  steps.forEach(([from, flags, seq, ack, length = 0, atMs, port = clientPort, window = 512], index) => {
     const [src, dst] = from === 'c' ? [{ ...CLIENT, port }, SERVER] : [SERVER, { ...CLIENT, port }];
     seg.src.set([0, 0, 0xffff, src.ip]);
     seg.dst.set([0, 0, 0xffff, dst.ip]);
@@ -32,6 +32,7 @@ function run(steps: Step[], options: { ports?: number[]; clientPort?: number } =
     seg.seq = seq >>> 0;
     seg.ack = ack >>> 0;
     seg.payloadLength = length;
+    seg.window = window;
     tracker.onSegment(seg, (atMs ?? index) * 1e6, 0, index + 1);
   });
   const live = [...tracker.live()];
@@ -489,5 +490,12 @@ describe('a CLOSE_WAIT side still sending', () => {
 
   it('a silent stuck side is never still sending', () => {
     expect(stillSending(halfClosed, 13)).toBe(false);
+  });
+
+  it('held by the peer closing its receive window, however long ago its last data', () => {
+    const filled: Step[] = [...halfClosed, ['s', PSH | ACK, 5001, 1012, 1000, 100], ['c', ACK, 1012, 6001, 0, 101, undefined, 0]];
+    expect(stillSending(filled, 100 + 10 * windowMs)).toBe(true);
+    const reopened: Step[] = [...filled, ['c', ACK, 1012, 6001, 0, 200, undefined, 512]];
+    expect(stillSending(reopened, 100 + 10 * windowMs)).toBe(false);
   });
 });

@@ -80,11 +80,11 @@ const enum E {
   synAckSeen = 15, synRetransmits = 16, synTime = 17, synInput = 18, synFrame = 19, finTime = 20, finInput = 21,
   finFrame = 22, finRetransmits = 23, finAckTime = 24, finAckInput = 25, finAckFrame = 26, rstTime = 27,
   rstInput = 28, rstFrame = 29, highestAckTime = 30, highestAckInput = 31, highestAckFrame = 32, lastSynTime = 33, lastDataTime = 34,
-  bytesSentAtPeerFin = 35, maxDataGapAfterPeerFin = 36, stride = 37,
+  bytesSentAtPeerFin = 35, maxDataGapAfterPeerFin = 36, lastWindow = 37, stride = 38,
 }
 /** A new connection's columns, copied in whole: most fields start at 0, these at -1. */
 const NEW_CONN = initialRow(C.stride, [C.clientSide, C.lastTime, C.closedTime, C.pendingSynIsn, C.pendingSynTime, C.challengeAck]);
-const NEW_ENDPOINT = initialRow(E.stride, [E.synTime, E.finTime, E.finAckTime, E.rstTime, E.highestAckTime, E.firstTime, E.lastTime, E.lastSynTime, E.lastDataTime]);
+const NEW_ENDPOINT = initialRow(E.stride, [E.synTime, E.finTime, E.finAckTime, E.rstTime, E.highestAckTime, E.firstTime, E.lastTime, E.lastSynTime, E.lastDataTime, E.lastWindow]);
 const NEW_ENDPOINTS = new Float64Array([...NEW_ENDPOINT, ...NEW_ENDPOINT]);
 
 function initialRow(stride: number, minusOne: number[]): Float64Array {
@@ -403,6 +403,7 @@ export class ConnectionTracker {
     const flags = seg.flags;
     if (flags & TCP_FLAG.SYN && !(flags & (TCP_FLAG.FIN | TCP_FLAG.RST | TCP_FLAG.URG)) && seg.payloadLength === 0 && this.isDuplicateSyn(sender, seg.seq, time)) return;
     this.touch(id, sender, time, input, frame);
+    ep[sender + E.lastWindow] = seg.window;
 
     if (flags & TCP_FLAG.SYN) {
       if (!ep[sender + E.synSeen] || ep[sender + E.isn] !== seg.seq) this.recordSyn(id, sender, seg.seq, time, input, frame, side, !(flags & TCP_FLAG.ACK));
@@ -621,6 +622,7 @@ export class ConnectionTracker {
     endpoint.lastDataTime = ep[e + E.lastDataTime]!;
     endpoint.bytesSentAtPeerFin = ep[e + E.bytesSentAtPeerFin]!;
     endpoint.maxDataGapAfterPeerFin = ep[e + E.maxDataGapAfterPeerFin]!;
+    endpoint.lastWindow = ep[e + E.lastWindow]!;
     endpoint.finInferred = false;
     endpoint.finAckInferred = false;
   }

@@ -28,6 +28,7 @@ export const CSV_COLUMNS = [
   'lastFrame',
   'bytesAfterPeerFin',
   'lastDataTime',
+  'peerWindowClosed',
 ] as const;
 
 /**
@@ -73,6 +74,7 @@ function row(f: Finding, report: Report): (string | number | boolean | null)[] {
     lastFrame: f.evidence.lastPacket.frame,
     bytesAfterPeerFin: f.bytesAfterPeerFin,
     lastDataTime: f.lastDataTime,
+    peerWindowClosed: f.peerWindowClosed,
   };
   return CSV_COLUMNS.map((column) => values[column]);
 }

@@ -134,16 +134,31 @@ export function stillSendingNote(report: Report): string | null {
   const servers = [...new Set(sending.map((f) => endpoint(f.server)))];
   const where = servers.slice(0, 2).join(', ') + (servers.length > 2 ? ` and ${plural(servers.length - 2, 'more server')}` : '');
   const peers = sending.every((f) => f.stuckSide === 'server') ? 'the client' : sending.every((f) => f.stuckSide === 'client') ? 'the server' : 'the peer';
+  const blocked = sending.filter((f) => f.peerWindowClosed).length;
+  const answered = sending.length - blocked;
+  const subject = (n: number) => (n === sending.length ? (n === 1 ? 'it is' : 'they are') : n === 1 ? '1 is' : `${formatNumber(n)} are`);
+  const states = [
+    answered > 0 ? `${subject(answered)} still being answered (new data in the last 5 s, or at the side's own pace)` : '',
+    blocked > 0 ? `${subject(blocked)} waiting on ${peers}, whose receive window is closed: it stopped reading, and the answer (with any FIN behind it) cannot be sent` : '',
+  ].filter(Boolean);
   return (
-    `${plural(sending.length, 'connection')} on ${where} ${sending.length === 1 ? 'is' : 'are'} in CLOSE_WAIT but still sending: ` +
-    `${peers} half-closed (shutdown) and is still being answered (new data in the last 5 s, or at the side's own pace); not counted as stuck`
+    `${plural(sending.length, 'connection')} on ${where} ${sending.length === 1 ? 'is' : 'are'} in CLOSE_WAIT but not stuck: ` +
+    `${peers} half-closed (shutdown), and ${states.join('; ')}`
   );
 }
 
-export const STILL_SENDING_HEADER = ['side', 'server', 'client', 'in CLOSE_WAIT for', 'sent after the FIN', 'last data at'];
+export const STILL_SENDING_HEADER = ['side', 'server', 'client', 'in CLOSE_WAIT for', 'sent after the FIN', 'last data at', 'peer window'];
 
 export function stillSendingCells(f: Finding): string[] {
-  return [f.stuckSide, endpoint(f.server), endpoint(f.client), duration(f.stuckSeconds), plural(f.bytesAfterPeerFin, 'byte'), f.lastDataTime ? timeOfDay(f.lastDataTime) : '-'];
+  return [
+    f.stuckSide,
+    endpoint(f.server),
+    endpoint(f.client),
+    duration(f.stuckSeconds),
+    plural(f.bytesAfterPeerFin, 'byte'),
+    f.lastDataTime ? timeOfDay(f.lastDataTime) : '-',
+    f.peerWindowClosed ? 'closed (not reading)' : 'open',
+  ];
 }
 
 export function stuckServers(report: Report): ServerSummary[] {

@@ -108,8 +108,8 @@ function reportBody(report: Report, top: number, depth = 1): string {
 
   if (report.stillSending.length > 0) {
     const shown = report.stillSending.slice(0, top);
-    out.push(`<section>${h(2, `Half-closed, still sending <span class="meta">(${shown.length === report.stillSending.length ? `all ${report.stillSending.length}` : `${shown.length} of ${report.stillSending.length}`}; in CLOSE_WAIT, not stuck)</span>`)}`);
-    out.push(htmlTable(STILL_SENDING_HEADER, shown.map(stillSendingCells), [false, false, false, true, true, false]));
+    out.push(`<section>${h(2, `Half-closed, still in use <span class="meta">(${shown.length === report.stillSending.length ? `all ${report.stillSending.length}` : `${shown.length} of ${report.stillSending.length}`}; in CLOSE_WAIT, not stuck)</span>`)}`);
+    out.push(htmlTable(STILL_SENDING_HEADER, shown.map(stillSendingCells), [false, false, false, true, true, false, false]));
     if (report.stillSending.length > shown.length) out.push(`<p class="meta">… ${formatNumber(report.stillSending.length - shown.length)} more in the JSON report.</p>`);
     out.push('</section>');
   }

@@ -97,8 +97,8 @@ export function renderMarkdown(report: Report, options: MarkdownOptions = {}): s
 
   if (report.stillSending.length > 0) {
     const shown = report.stillSending.slice(0, top);
-    out.push(`## Half-closed, still sending (${shown.length === report.stillSending.length ? `all ${report.stillSending.length}` : `${shown.length} of ${report.stillSending.length}`}; in CLOSE_WAIT, not stuck)`, '');
-    for (const row of table(STILL_SENDING_HEADER, shown.map(stillSendingCells), [false, false, false, true, true, false])) out.push(row);
+    out.push(`## Half-closed, still in use (${shown.length === report.stillSending.length ? `all ${report.stillSending.length}` : `${shown.length} of ${report.stillSending.length}`}; in CLOSE_WAIT, not stuck)`, '');
+    for (const row of table(STILL_SENDING_HEADER, shown.map(stillSendingCells), [false, false, false, true, true, false, false])) out.push(row);
     if (report.stillSending.length > shown.length) out.push('', `… ${formatNumber(report.stillSending.length - shown.length)} more in the JSON report.`);
     out.push('');
   }

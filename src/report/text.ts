@@ -103,7 +103,7 @@ export function renderText(report: Report, options: TextOptions): string {
   }
 
   if (report.stillSending.length > 0) {
-    lines.push('', c.bold('Half-closed, still sending') + c.dim(' (in CLOSE_WAIT, not stuck; longest first)'));
+    lines.push('', c.bold('Half-closed, still in use') + c.dim(' (in CLOSE_WAIT, not stuck; longest first)'));
     const shown = report.stillSending.slice(0, options.top);
     table(STILL_SENDING_HEADER, shown.map(stillSendingCells), visible).forEach((l, i) => lines.push(i === 0 ? c.dim(l) : l));
     if (report.stillSending.length > shown.length) lines.push(c.dim(`… ${formatNumber(report.stillSending.length - shown.length)} more (use --all or --top N)`));
