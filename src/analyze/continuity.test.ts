@@ -1,10 +1,19 @@
 import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { analyze } from './run.js';
 import { missingRotations } from './continuity.js';
+
+const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures');
 
 describe('missingRotations', () => {
   it('takes gzip\'d members of a tcpdump -C set for the files they were', () => {
     expect(missingRotations(['a/dump', 'a/dump1', 'a/dump2.gz', 'a/dump3', 'a/dump4.GZ', 'a/dump10.gz', 'a/dump5', 'a/dump6', 'a/dump7', 'a/dump8.gz', 'a/dump9'])).toEqual([]);
     expect(missingRotations(['x/cap.pcap.gz', 'x/cap.pcap1.gz', 'x/cap.pcap2'])).toEqual([]);
+  });
+
+  it('takes members compressed with xz, zstd, bzip2 or lz4 for the files they were', () => {
+    expect(missingRotations(['dump', 'dump1.xz', 'dump2.zst', 'dump3.bz2', 'dump4.lz4', 'dump5.gz'])).toEqual([]);
+    expect(missingRotations(['dump', 'dump1.xz', 'dump3.zst'])).toEqual(['rotated set dump* lacks dump2']);
   });
 
   it('names a missing member whatever the others are compressed with', () => {
@@ -26,5 +35,14 @@ describe('missingRotations', () => {
 
   it('lists at most ten missing numbers', () => {
     expect(missingRotations(['d', 'd40'])[0]).toBe('rotated set d* lacks d1, d2, d3, d4, d5, d6, d7, d8, d9, d10');
+  });
+});
+
+describe('inputs that overlap in time', () => {
+  it('are named, with what to do instead: --separate, or a merge', async () => {
+    // The same capture twice: as from two capture points of one exchange.
+    const incident = join(FIXTURES, 'incident.pcap');
+    const report = await analyze([incident, incident]);
+    expect(report.warnings.join('\n')).toMatch(/starts [\d.]+ s before .*incident\.pcap ends: the inputs overlap in time, so they are not pieces of one capture .*--separate, or merge them first \(mergecap/);
   });
 });

@@ -31,7 +31,9 @@ export function checkBoundary(previous: InputSummary, nextFirst: CaptureTime | n
   if (delta < 0) {
     return {
       kind: 'overlap', input: nextIndex, seconds: -delta,
-      message: `${nextPath} starts ${(-delta).toFixed(3)} s before ${previous.path} ends: the inputs overlap in time, so packets are read out of order`,
+      message:
+        `${nextPath} starts ${(-delta).toFixed(3)} s before ${previous.path} ends: the inputs overlap in time, so they are not pieces of one capture ` +
+        `(other hosts or interfaces?) and their packets are read out of order; analyse such inputs with --separate, or merge them first (mergecap -w merged.pcap ...)`,
     };
   }
   const meanInterval = previous.packets > 1 ? (end - seconds(previous.firstPacketTime)) / (previous.packets - 1) : 0;
