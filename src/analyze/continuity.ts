@@ -45,7 +45,6 @@ export function checkBoundary(previous: InputSummary, nextFirst: CaptureTime | n
   };
 }
 
-
 /**
  * tcpdump -C names rotated files NAME, NAME1, NAME2, ...: a number missing in the middle of the
  * given set is a file missing from the archive.

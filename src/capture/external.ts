@@ -59,7 +59,6 @@ async function feed(compressed: AsyncIterable<Buffer>, stdin: Writable, onFed: (
   }
 }
 
-
 /** The command's first line of complaint, without its "xz: (stdin): " or "zstd: /*stdin*\ : " prefix. */
 export function firstLine(stderr: string): string | null {
   const line = stderr.split('\n').find((l) => l.trim() !== '');
