@@ -115,9 +115,10 @@ export async function checkInput(bytes: Buffer, options: CheckOptions = {}): Pro
       const again = await analyze([{ path, stream: chunkedStream(bytes, sizeOf) }], options.analyzeOptions);
       const first = renderJson(report);
       const second = renderJson(again);
-      // zlib drops what it inflated from a write that ends in an error, so how much of a damaged gzip
-      // stream is salvaged depends on where its chunks happened to end: only whole streams must agree.
-      const gzipDamaged = [report, again].some((r) => /gzip/.test(`${r.inputs[0]?.error ?? ''} ${r.warnings.join(' ')}`));
+      // zlib drops what it inflated from a write that ends in an error (and xz or zstd flush what they
+      // decoded as their own reads went), so how much of a damaged compressed stream is salvaged depends
+      // on where its chunks happened to end: only whole streams must agree.
+      const gzipDamaged = [report, again].some((r) => /gzip|stream ends early or is damaged/.test(`${r.inputs[0]?.error ?? ''} ${r.warnings.join(' ')}`));
       if (first !== second && !gzipDamaged) outcome.problems.push(`report differs when the same bytes arrive in ${style} chunks: ${firstDifference(first, second)}`);
     } catch (error) {
       return { ...outcome, kind: 'crash', problems: [`analyze threw on re-chunked input (${style}): ${describeThrown(error)}`] };

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { fieldMax, locateStructure, readField, writeField, type Field, type FieldKind, type Layout } from './structure.js';
 import type { Random } from './random.js';
@@ -278,23 +279,37 @@ export function mutate(rng: Random, seed: Seed, pool: readonly Seed[]): Mutant {
   return finish(rng, seed, state, steps, null);
 }
 
+/** Compressions read through a command (capture/external.ts), for a mutant now and then. */
+const COMMAND_COMPRESSIONS = ['xz', 'zstd'] as const;
+
 function finish(rng: Random, seed: Seed, state: MutationState, steps: string[], oracle: TruncationOracle | null): Mutant {
   let bytes = state.bytes;
-  // Gzip'd seeds stay gzip'd mostly; now and then any mutant is compressed, or its gzip stream damaged.
+  // Gzip'd seeds stay gzip'd mostly; now and then any mutant is compressed, or its stream damaged.
+  let compressed: string | null = null;
   if ((seed.gzipped && rng.chance(0.8)) || rng.chance(0.03)) {
     bytes = gzipSync(bytes, { level: 1 });
-    steps.push('gzip');
+    compressed = 'gzip';
+  } else if (rng.chance(0.01)) {
+    const command = COMMAND_COMPRESSIONS[rng.below(COMMAND_COMPRESSIONS.length)]!;
+    const run = spawnSync(command, ['-1', '-c'], { input: bytes, maxBuffer: 1 << 28 });
+    if (run.status === 0) {
+      bytes = run.stdout;
+      compressed = command;
+    }
+  }
+  if (compressed) {
+    steps.push(compressed);
     if (rng.chance(0.25)) {
       oracle = null;
       const damaged = Buffer.from(bytes);
       if (rng.chance(0.5) && damaged.length > 10) {
         bytes = damaged.subarray(0, rng.between(2, damaged.length - 1));
-        steps.push(`gzip-truncate ${bytes.length}`);
+        steps.push(`${compressed}-truncate ${bytes.length}`);
       } else {
         const at = rng.between(Math.min(10, damaged.length - 1), damaged.length - 1);
         damaged[at] = damaged[at]! ^ (1 << rng.below(8));
         bytes = damaged;
-        steps.push(`gzip-bit-flip@${at}`);
+        steps.push(`${compressed}-bit-flip@${at}`);
       }
     }
   }
