@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { join } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { analyze } from './run.js';
 import { missingRotations } from './continuity.js';
 
@@ -39,10 +41,43 @@ describe('missingRotations', () => {
 });
 
 describe('inputs that overlap in time', () => {
-  it('are named, with what to do instead: --separate, or a merge', async () => {
+  it('are named, with what they are likely to be and what to do', async () => {
     // The same capture twice: as from two capture points of one exchange.
     const incident = join(FIXTURES, 'incident.pcap');
     const report = await analyze([incident, incident]);
-    expect(report.warnings.join('\n')).toMatch(/starts [\d.]+ s before .*incident\.pcap ends: the inputs overlap in time, so they are not pieces of one capture .*--separate, or merge them first \(mergecap/);
+    expect(report.warnings.join('\n')).toMatch(/starts [\d.]+ s before .*incident\.pcap ends: the inputs overlap in time, so they are not consecutive pieces of one capture .*mergecap .*--separate/);
+    expect(report.summary.closeWait).toBe(26);
+  });
+
+  it('each direction in a file of its own (asymmetric routing, two interfaces): the same findings as the capture of both', async () => {
+    const plain = await analyze([join(FIXTURES, 'incident.pcap')]);
+    const [toServer, fromServer] = splitByDirection(join(FIXTURES, 'incident.pcap'), 20880);
+    const report = await analyze([toServer, fromServer]);
+    rmSync(dirname(toServer), { recursive: true, force: true });
+    expect(report.summary.closeWait).toBe(plain.summary.closeWait);
+    expect(report.summary.connections).toBe(plain.summary.connections);
+    expect(report.summary.oneWay).toBe(0);
   });
 });
+
+/**
+ * A little-endian, Ethernet/IPv4 pcap cut in two: the packets to `port`, and the rest, each a pcap
+ * of its own in a new directory (as tcpdump 'dst port N' and 'src port N' would write them).
+ */
+function splitByDirection(path: string, port: number): [string, string] {
+  const bytes = readFileSync(path);
+  const parts: Buffer[][] = [[bytes.subarray(0, 24)], [bytes.subarray(0, 24)]];
+  for (let at = 24; at + 16 <= bytes.length; ) {
+    const length = bytes.readUInt32LE(at + 8);
+    const ip = at + 16 + 14;
+    const dstPort = bytes.readUInt16BE(ip + (bytes[ip]! & 0x0f) * 4 + 2);
+    parts[dstPort === port ? 0 : 1]!.push(bytes.subarray(at, at + 16 + length));
+    at += 16 + length;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'closewait-directions-'));
+  return parts.map((records, i) => {
+    const out = join(dir, i === 0 ? 'to-server.pcap' : 'from-server.pcap');
+    writeFileSync(out, Buffer.concat(records));
+    return out;
+  }) as [string, string];
+}

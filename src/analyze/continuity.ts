@@ -32,8 +32,10 @@ export function checkBoundary(previous: InputSummary, nextFirst: CaptureTime | n
     return {
       kind: 'overlap', input: nextIndex, seconds: -delta,
       message:
-        `${nextPath} starts ${(-delta).toFixed(3)} s before ${previous.path} ends: the inputs overlap in time, so they are not pieces of one capture ` +
-        `(other hosts or interfaces?) and their packets are read out of order; analyse such inputs with --separate, or merge them first (mergecap -w merged.pcap ...)`,
+        `${nextPath} starts ${(-delta).toFixed(3)} s before ${previous.path} ends: the inputs overlap in time, so they are not consecutive pieces ` +
+        `of one capture but captures made side by side (each direction on its own interface, two capture points, other hosts?). They are read ` +
+        `one after the other, not merged by time: the verdicts hold, times across them may not (mergecap -w merged.pcap ... merges them by time); ` +
+        `captures of other hosts are better analysed with --separate`,
     };
   }
   const meanInterval = previous.packets > 1 ? (end - seconds(previous.firstPacketTime)) / (previous.packets - 1) : 0;
