@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -141,6 +141,34 @@ describe('compressed inputs', () => {
       const report = await analyze(Array.from({ length: 40 }, () => path));
       expect(report.inputs.every((input) => /the xz command is not installed/.test(input.error ?? ''))).toBe(true);
       expect(openFiles()).toBeLessThanOrEqual(before + 2);
+    } finally {
+      process.env.PATH = path0;
+    }
+  });
+
+  it('Ctrl-C, which reaches the command too, is an interruption, not damage', async () => {
+    // A stand-in for xz: writes the first half of a capture, then waits to be stopped, as xz would
+    // while the terminal's SIGINT is on its way to both processes.
+    const bin = join(scratch, 'slow-bin');
+    mkdirSync(bin);
+    const half = written('half.pcap', readFileSync('fixtures/probes-2000.pcap').subarray(0, 500_000));
+    const pidFile = join(scratch, 'slow-xz.pid');
+    writeFileSync(join(bin, 'xz'), `#!/bin/sh\necho $$ > ${pidFile}\ncat ${half}\nexec sleep 20\n`, { mode: 0o755 });
+    const path = written('slow.pcap.xz', compress(CODECS[0], incident));
+    const path0 = process.env.PATH;
+    process.env.PATH = `${bin}:${path0}`;
+    const stop = new AbortController();
+    try {
+      const reading = analyze([path], { signal: stop.signal });
+      const deadline = Date.now() + 5000;
+      while (!existsSync(pidFile) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      stop.abort();
+      process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGINT');
+      const input = (await reading).inputs[0]!;
+      expect(input.packets).toBeGreaterThan(1000);
+      expect(input.truncated).toBe(true);
+      expect(input.warnings).toEqual([`interrupted: read ${input.packets.toLocaleString('en-US')} packets before stopping`]);
     } finally {
       process.env.PATH = path0;
     }

@@ -136,7 +136,9 @@ export async function readCapture(source: InputSource, sink: RecordSink, options
       else if (leftover) markCut(summary, leftover, parser.bytesConsumed);
     }
   } catch (error) {
-    if (options.signal?.aborted && input.isPipe) {
+    // Ctrl-C in a terminal reaches the decompressing command too (it is in our process group): its
+    // death then is the stop, not damage in the input.
+    if (options.signal?.aborted && (input.isPipe || error instanceof DecompressorError)) {
       markInterrupted(summary);
     } else if (error instanceof CaptureFormatError) {
       if (summary.packets === 0 && !parser?.linkTypes.length) summary.error = error.message;
